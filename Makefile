@@ -1,0 +1,72 @@
+# mxprobe -- build, test, lab, demo, bench.
+# Every path is an overridable ?= variable with LuaRocks' names; DESTDIR is honoured.
+
+LUA_VERSION  ?= 5.4
+LUA          ?= lua$(LUA_VERSION)
+LUA_INCDIR   ?= /usr/include/lua$(LUA_VERSION)
+PREFIX       ?= /usr/local
+LUADIR       ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+LIBDIR       ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
+BINDIR       ?= $(PREFIX)/bin
+BUSTED       ?= busted
+CC           ?= cc
+
+WARN = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+       -Wpointer-arith -Wcast-qual -Wwrite-strings -Wformat=2 -Wundef \
+       -Wvla -Wnull-dereference -Wimplicit-fallthrough -Wconversion -Wno-sign-conversion
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fPIC $(WARN) -I$(LUA_INCDIR)
+ifdef WERROR
+CFLAGS   += -Werror
+endif
+LIBS     ?= -ltls -lldns -lcrypto -lssl
+LIBFLAG  ?= -shared
+
+SRCS  = csrc/core.c csrc/net.c csrc/smtp.c csrc/dns.c csrc/tls.c csrc/x509.c
+BUILD ?= build
+SO    = $(BUILD)/mxprobe/core.so
+
+.PHONY: all deps test unit lab-up lab-down demo bench install clean test-asan test-valgrind fuzz
+
+all: $(SO)
+
+$(SO): $(SRCS) csrc/mxprobe.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LIBFLAG) -o $@ $(SRCS) $(LDFLAGS) $(LIBS)
+
+# Installs every Debian package the build, the tests and the lab need.
+deps:
+	sh scripts/install-deps.sh
+
+# The whole suite: packages, build, lab up, every spec, lab down.
+# Ends with one line "N passed, N failed".
+test: deps
+	$(MAKE) WERROR=1 all
+	sh spec/run-tests.sh
+
+# Unit specs only: no sockets, no lab.
+unit: all
+	sh spec/run-tests.sh --unit
+
+lab-up: all
+	sh spec/lab/lab.sh up
+
+lab-down:
+	sh spec/lab/lab.sh down
+
+# A probe of the lab's healthy and broken domains, on a machine without internet.
+demo: deps all
+	sh spec/lab/lab.sh up
+	-LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;" $(LUA) bin/mxprobe \
+	    --resolver 127.0.53.53 --ca-file spec/lab/state/ca/root.pem \
+	    good.example.test expired.example.test notls.example.test
+	sh spec/lab/lab.sh down
+
+install: $(SO)
+	install -d $(DESTDIR)$(LUADIR)/mxprobe $(DESTDIR)$(LIBDIR)/mxprobe $(DESTDIR)$(BINDIR)
+	cp -R lua/mxprobe.lua lua/mxprobe $(DESTDIR)$(LUADIR)/
+	install -m 755 $(SO) $(DESTDIR)$(LIBDIR)/mxprobe/core.so
+	install -m 755 bin/mxprobe $(DESTDIR)$(BINDIR)/mxprobe
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz

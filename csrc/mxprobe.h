@@ -1,0 +1,84 @@
+/*
+ * mxprobe.h -- private header of the C core (module "mxprobe.core").
+ *
+ * C gathers facts and never judges them. Every function here is
+ * non-blocking; every buffer is bounded by one of the limits below, which a
+ * build may override (-DMXP_SMTP_LINE_MAX=...). Exceeding a limit returns
+ * the error code "too-long", never an unbounded allocation.
+ *
+ * Error convention: misuse raises (luaL_argerror); network and environment
+ * failures return nil, message, code where code is one of the short words
+ * below. "Would block" is not an error: it returns false, "wantread" or
+ * false, "wantwrite".
+ */
+#ifndef MXPROBE_H
+#define MXPROBE_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+/* metatable names (visible through __name in error messages) */
+#define MXP_SOCK_MT "mxprobe.sock"
+#define MXP_TLS_MT  "mxprobe.tls"
+
+/* ---- limits ---------------------------------------------------------- */
+#ifndef MXP_SMTP_LINE_MAX      /* bytes in one reply line, CRLF included */
+#define MXP_SMTP_LINE_MAX 2048
+#endif
+#ifndef MXP_SMTP_LINES_MAX     /* lines in one multi-line reply */
+#define MXP_SMTP_LINES_MAX 512
+#endif
+#ifndef MXP_SMTP_REPLY_MAX     /* bytes in one whole reply */
+#define MXP_SMTP_REPLY_MAX 65536
+#endif
+#ifndef MXP_RECV_MAX           /* bytes one recv() call may return */
+#define MXP_RECV_MAX 16384
+#endif
+#ifndef MXP_DNS_MSG_MAX        /* bytes in one DNS message (TCP max) */
+#define MXP_DNS_MSG_MAX 65535
+#endif
+#ifndef MXP_DNS_RR_MAX         /* resource records per DNS message section */
+#define MXP_DNS_RR_MAX 256
+#endif
+#ifndef MXP_X509_CHAIN_MAX     /* certificates in one presented chain */
+#define MXP_X509_CHAIN_MAX 32
+#endif
+#ifndef MXP_X509_SAN_MAX       /* subjectAltName entries kept per cert */
+#define MXP_X509_SAN_MAX 1024
+#endif
+#ifndef MXP_X509_PEM_MAX       /* bytes of PEM accepted for one chain */
+#define MXP_X509_PEM_MAX (1024 * 1024)
+#endif
+#ifndef MXP_TEXT_MAX           /* bytes of any one name/field copied out */
+#define MXP_TEXT_MAX 1024
+#endif
+
+/* ---- error codes (the fixed vocabulary callers compare against) ------ */
+#define MXP_E_TIMEOUT     "timeout"
+#define MXP_E_REFUSED     "refused"
+#define MXP_E_UNREACHABLE "unreachable"
+#define MXP_E_RESET       "reset"
+#define MXP_E_CLOSED      "closed"
+#define MXP_E_TLS         "tls"
+#define MXP_E_PROTOCOL    "protocol"
+#define MXP_E_TOOLONG     "too-long"
+#define MXP_E_ERROR       "error"
+
+/* push nil, "<context>: <strerror(err)>", code-for-errno; returns 3 */
+int mxp_push_errno(lua_State *L, const char *context, int err);
+/* push nil, message, code; returns 3 */
+int mxp_push_fail(lua_State *L, const char *message, const char *code);
+
+/* one open function per concern; core.c calls each into the module table
+ * that is on top of the stack */
+void mxp_net_open(lua_State *L);   /* net.c:  sockets, poll, clocks      */
+void mxp_smtp_open(lua_State *L);  /* smtp.c: reply framing (pure)       */
+void mxp_dns_open(lua_State *L);   /* dns.c:  DNS wire codec (pure)      */
+void mxp_tls_open(lua_State *L);   /* tls.c:  libtls client over a fd    */
+void mxp_x509_open(lua_State *L);  /* x509.c: chain parsing, verification */
+
+/* net.c: the descriptor of a "mxprobe.sock" at stack index idx (raises on
+ * anything else, or on a closed socket) */
+int mxp_sock_checkfd(lua_State *L, int idx);
+
+#endif
