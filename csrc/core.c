@@ -36,6 +36,30 @@ int mxp_push_errno(lua_State *L, const char *context, int err)
 	return 3;
 }
 
+/* the compiled-in limits, so Lua and the docs can show what is in force */
+static void push_limits(lua_State *L)
+{
+	static const struct { const char *name; lua_Integer value; } limits[] = {
+		{"smtp_line_max", MXP_SMTP_LINE_MAX},
+		{"smtp_lines_max", MXP_SMTP_LINES_MAX},
+		{"smtp_reply_max", MXP_SMTP_REPLY_MAX},
+		{"recv_max", MXP_RECV_MAX},
+		{"dns_msg_max", MXP_DNS_MSG_MAX},
+		{"dns_rr_max", MXP_DNS_RR_MAX},
+		{"x509_chain_max", MXP_X509_CHAIN_MAX},
+		{"x509_san_max", MXP_X509_SAN_MAX},
+		{"x509_pem_max", MXP_X509_PEM_MAX},
+		{"text_max", MXP_TEXT_MAX},
+	};
+	size_t i;
+
+	lua_createtable(L, 0, (int)(sizeof limits / sizeof limits[0]));
+	for (i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+		lua_pushinteger(L, limits[i].value);
+		lua_setfield(L, -2, limits[i].name);
+	}
+}
+
 int luaopen_mxprobe_core(lua_State *L)
 {
 	lua_newtable(L);
@@ -44,6 +68,8 @@ int luaopen_mxprobe_core(lua_State *L)
 	mxp_dns_open(L);
 	mxp_tls_open(L);
 	mxp_x509_open(L);
+	push_limits(L);
+	lua_setfield(L, -2, "limits");
 	lua_pushliteral(L, "0.1.0");
 	lua_setfield(L, -2, "version");
 	return 1;

@@ -1,0 +1,58 @@
+-- mxprobe: test the mail transport of a domain.
+--
+--   local mxprobe = require "mxprobe"
+--   local facts = mxprobe.probe("example.org", { resolver = "127.0.53.53" })
+--   local j = mxprobe.judge(facts)                -- findings, scores, verdict
+--   io.write(mxprobe.report({ facts }, { j }, { format = "text" }))
+--
+-- The layers, each usable alone: probe (facts from real servers), judge
+-- (checks + score under a policy), report (text or JSON). Nothing here
+-- prints or exits; that is the CLI's job.
+
+local probe = require "mxprobe.probe"
+local facts = require "mxprobe.facts"
+
+local M = {}
+
+M.VERSION = probe.VERSION
+M.defaults = probe.defaults
+
+--- Probes one domain, "host:port" or "[address]"; returns facts,
+-- or nil, message when the options are invalid.
+function M.probe(query, opts)
+  return probe.probe(query, opts)
+end
+
+--- Probes many queries concurrently; on_facts(facts, i) is called as each
+-- one finishes. Returns the list of facts (in the order of queries).
+function M.probe_many(queries, opts, on_facts)
+  return probe.probe_many(queries, opts, on_facts)
+end
+
+--- Loads saved facts (JSON, JSON array or JSON Lines): list, or nil, msg.
+M.load_facts = facts.load
+M.decode_facts = facts.decode
+M.encode_facts = facts.encode
+
+--- Judges facts under a policy (a table from policy.load, a path, or nil
+-- for the default); returns the judgement, or nil, message.
+function M.judge(f, policy, ctx)
+  local judge = require "mxprobe.judge"
+  local pol = require "mxprobe.policy"
+  if type(policy) == "string" then
+    local p, err = pol.load(policy)
+    if not p then return nil, err end
+    policy = p
+  end
+  return judge.run(f, policy or pol.default(), ctx)
+end
+
+--- Renders a report of lists of facts and judgements; opts.format is
+-- "text" (default) or "json".
+function M.report(facts_list, judgements, opts)
+  opts = opts or {}
+  local r = require("mxprobe.report." .. (opts.format or "text"))
+  return r.render(facts_list, judgements, opts)
+end
+
+return M

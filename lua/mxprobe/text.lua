@@ -1,0 +1,44 @@
+-- mxprobe.text: making untrusted bytes safe to keep in the facts.
+--
+-- Facts must always serialise to valid JSON, so every string a server sent
+-- is made valid UTF-8 here: each byte that is not part of a valid UTF-8
+-- sequence becomes the four characters \xNN. Control characters stay (they
+-- are evidence); each report escapes them for its own output.
+
+local M = {}
+
+function M.utf8(s)
+  if utf8.len(s) then return s end
+  local out, pos = {}, 1
+  while pos <= #s do
+    local n, bad = utf8.len(s, pos)
+    if n then
+      out[#out + 1] = s:sub(pos)
+      break
+    end
+    out[#out + 1] = s:sub(pos, bad - 1)
+    out[#out + 1] = ("\\x%02X"):format(s:byte(bad))
+    pos = bad + 1
+  end
+  return table.concat(out)
+end
+
+--- Cuts s to at most max bytes, at a character boundary where possible.
+function M.cut(s, max)
+  if #s <= max then return s end
+  local cut = s:sub(1, max)
+  -- back off over a partial UTF-8 sequence at the end
+  local i = #cut
+  while i > 0 and i > #cut - 3 and cut:byte(i) >= 0x80 and cut:byte(i) < 0xC0 do i = i - 1 end
+  if i > 0 and cut:byte(i) >= 0xC0 then cut = cut:sub(1, i - 1) end
+  return cut
+end
+
+--- A copy of a reply with every line made valid UTF-8.
+function M.reply(reply)
+  local lines = {}
+  for i, l in ipairs(reply.lines) do lines[i] = M.utf8(l) end
+  return { code = reply.code, lines = lines, text = table.concat(lines, " ") }
+end
+
+return M
