@@ -1,0 +1,47 @@
+-- mxprobe: test the mail transport of a domain.
+-- Offline install on Debian (lua-cjson and lua-argparse from apt):
+--   luarocks --lua-version 5.4 make --deps-mode=none
+rockspec_format = "3.0"
+package = "mxprobe"
+version = "scm-1"
+source = {
+  url = "git+https://example.invalid/mxprobe.git",
+}
+description = {
+  summary = "Test the mail transport of a domain: MX, SMTP, STARTTLS, certificates, open relay",
+  detailed = [[
+mxprobe probes every MX host and address of a domain: DNS MX resolution, TCP
+connect to port 25, the banner, EHLO, STARTTLS with the negotiated TLS version
+and cipher, the certificate chain (trust, expiry, name, key), and whether the
+server relays. It never sends DATA. Checks, scoring and reports are Lua.]],
+  license = "MIT",
+  labels = { "smtp", "mail", "tls", "dns", "monitoring" },
+}
+dependencies = {
+  "lua >= 5.4",
+  "lua-cjson >= 2.1",
+  "argparse >= 0.7",
+}
+external_dependencies = {
+  LIBTLS = { header = "tls.h", library = "tls" },
+  LDNS = { header = "ldns/ldns.h", library = "ldns" },
+  OPENSSL = { header = "openssl/x509.h", library = "crypto" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["mxprobe.core"] = {
+      sources = {
+        "csrc/core.c", "csrc/net.c", "csrc/smtp.c", "csrc/dns.c", "csrc/tls.c", "csrc/x509.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
+      incdirs = { "csrc", "$(LIBTLS_INCDIR)", "$(LDNS_INCDIR)", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(LIBTLS_LIBDIR)", "$(LDNS_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+      libraries = { "tls", "ldns", "ssl", "crypto" },
+    },
+    -- MODULES (kept in step with lua/ by spec/unit/rockspec_spec.lua)
+  },
+  install = {
+    bin = { mxprobe = "bin/mxprobe" },
+  },
+}

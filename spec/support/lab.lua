@@ -1,0 +1,36 @@
+-- What the integration specs need to know about the lab (spec/lab/).
+local M = {}
+
+M.RESOLVER = "127.0.53.53"
+M.CA_FILE = "spec/lab/state/ca/root.pem"
+
+--- Probe options pointing at the lab, with short deadlines; extra wins.
+function M.options(extra)
+  local o = {
+    resolver = M.RESOLVER, ca_file = M.CA_FILE, timeout = 5, probe_timeout = 30,
+    dns_timeout = 3, ehlo_name = "client.mxprobe.test",
+  }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return o
+end
+
+--- Runs the CLI; returns its stdout, stderr and exit status.
+function M.cli(args)
+  local err = os.tmpname()
+  local cmd = ('LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="%s;;" lua5.4 bin/mxprobe %s 2>%s')
+    :format(os.getenv("MXPROBE_CPATH") or "build/?.so", args, err)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  local _, _, status = p:close()
+  local f = io.open(err)
+  local stderr = f and f:read("a") or ""
+  if f then f:close() end
+  os.remove(err)
+  return out, stderr, status
+end
+
+function M.lab_args()
+  return ("--resolver %s --ca-file %s --timeout 5"):format(M.RESOLVER, M.CA_FILE)
+end
+
+return M
