@@ -127,8 +127,9 @@ function M.run(argv)
     end
     if args.expiry_days then
       if args.expiry_days < 0 then return fail("--expiry-days must not be negative") end
-      policy.thresholds = policy.thresholds or {}
-      policy.thresholds.expiry_days = args.expiry_days
+      local err2
+      policy, err2 = pol.merge(policy, { thresholds = { expiry_days = args.expiry_days } }, "--expiry-days")
+      if not policy then return fail(err2) end
     end
   end
 
@@ -157,7 +158,7 @@ function M.run(argv)
   local judge = require "mxprobe.judge"
   local judgements = {}
   for i, f in ipairs(list) do
-    judgements[i] = judge.run(f, policy, { now = os.time() })
+    judgements[i] = judge.run(f, policy)
   end
   local text = mxprobe.report(list, judgements, {
     format = args.json and "json" or "text", color = use_color(args),

@@ -1,0 +1,41 @@
+-- strict-policy.lua -- TLS required on every MX, certificates that verify,
+-- and a 30-day expiry warning.
+--
+--   mxprobe --policy examples/strict-policy.lua example.org
+--
+-- Use it for a domain that publishes MTA-STS in enforce mode (or wants to):
+-- then a sender refuses any MX without working, verifiable TLS, so every
+-- such finding is critical here (exit status 2), and costs the whole score.
+-- Everything not mentioned keeps its default (lua/mxprobe/policy/default.lua).
+
+local required = {
+  "tls.starttls.missing",     -- no STARTTLS
+  "tls.starttls.refused",     -- STARTTLS answered 454 / refused
+  "tls.handshake.failed",     -- STARTTLS accepted, handshake failed
+  "smtp.ehlo.helo-only",      -- no ESMTP, hence no STARTTLS
+  "consistency.tls-mixed",    -- one MX without TLS is enough to lose
+  "tls.version.old",          -- below TLS 1.2
+  "tls.cipher.weak",
+  "tls.cert.self-signed",
+  "tls.cert.untrusted",
+  "tls.cert.incomplete-chain",
+  "tls.cert.name-mismatch",
+  "consistency.cert-mixed",
+}
+
+local severities, weights = {}, {}
+for _, code in ipairs(required) do
+  severities[code] = "critical"
+  weights[code] = 100
+end
+severities["tls.cert.expiring"] = "warning"
+weights["tls.cert.expiring"] = 20
+
+return {
+  severities = severities,
+  weights = weights,
+  thresholds = {
+    expiry_days = 30,            -- warn a month ahead, not two weeks
+    tls_min_version = "TLSv1.2",
+  },
+}

@@ -1,0 +1,77 @@
+-- Check consistency -- do all MX targets of the domain offer the same security?
+--
+-- What:   a sender uses whichever MX it reaches, and an attacker who can
+--         block the strong ones forces the weakest. So one MX with TLS and
+--         another without is a finding of its own (consistency.tls-mixed),
+--         as is a trusted certificate on some targets and not on others
+--         (consistency.cert-mixed: MTA-STS in enforce mode would fail on
+--         those). Targets that could not be tested are left out.
+-- Needs:  for every target: the STARTTLS/TLS phases (see checks/util.lua
+--         tls_state), targets[i].verify.{ok, name_match}.
+-- Scope:  the domain (target nil); silent with fewer than two tested targets
+--         or when they agree.
+-- Example finding:
+--   { code = "consistency.tls-mixed", severity = "warning", state = "fail",
+--     message = "1 of 3 MX targets has no TLS: senders fall back to the weakest",
+--     evidence = "TLS: mx1.example.org [192.0.2.10], mx1.example.org [2001:db8::10]; no TLS: mx2.example.org [192.0.2.20] (STARTTLS not offered)",
+--     remediation = "Configure STARTTLS identically on every MX host." }
+
+local U = require "mxprobe.checks.util"
+
+local R = {
+  ["consistency.tls-mixed"] = "Configure STARTTLS on every MX host and address, backups included: senders (and attackers who block the primary) use the weakest.",
+  ["consistency.cert-mixed"] = "Give every MX host a certificate that verifies for its name; MTA-STS and verifying senders fail on the others.",
+}
+
+local function run(facts)
+  local with, without, trusted, untrusted = {}, {}, {}, {}
+  for _, t in ipairs(U.list(facts.targets)) do
+    if type(t) == "table" then
+      local state, why = U.tls_state(t)
+      local name = U.target_name(t)
+      if state == "ok" then
+        with[#with + 1] = name
+        local v = U.tbl(t.verify)
+        if v then
+          if v.ok == true and v.name_match ~= false then
+            trusted[#trusted + 1] = name
+          else
+            untrusted[#untrusted + 1] = name .. " (" .. tostring(v.reason or (v.name_match == false and "name mismatch") or "not verified") .. ")"
+          end
+        end
+      elseif state == "na" or state == "failed" then
+        without[#without + 1] = name .. " (" .. why .. ")"
+      end
+    end
+  end
+  local out = {}
+  local n = #with + #without
+  if #with > 0 and #without > 0 then
+    out[#out + 1] = {
+      code = "consistency.tls-mixed", state = "fail",
+      message = string.format("%d of %d MX targets %s no TLS: senders fall back to the weakest",
+        #without, n, #without == 1 and "has" or "have"),
+      evidence = "TLS: " .. table.concat(with, ", ") .. "; no TLS: " .. table.concat(without, ", "),
+    }
+  end
+  if #trusted > 0 and #untrusted > 0 then
+    out[#out + 1] = {
+      code = "consistency.cert-mixed", state = "fail",
+      message = string.format("%d of %d TLS targets present a certificate that does not verify",
+        #untrusted, #trusted + #untrusted),
+      evidence = "verified: " .. table.concat(trusted, ", ") .. "; not verified: " .. table.concat(untrusted, ", "),
+    }
+  end
+  for _, f in ipairs(out) do f.remediation = R[f.code] end
+  return out
+end
+
+return {
+  id = "consistency",
+  title = "Consistency across MX hosts",
+  scope = "domain",
+  requires = { "targets" },
+  codes = { "consistency.tls-mixed", "consistency.cert-mixed" },
+  remediation = R,
+  run = run,
+}

@@ -1,0 +1,209 @@
+-- Check dns.mx -- the MX set of the domain and the addresses of each host.
+--
+-- What:   does the domain exist, does it publish MX records (or a null MX,
+--         RFC 7505, or rely on the implicit MX of RFC 5321 §5.1), does every
+--         MX host resolve to an address without a CNAME in the way (RFC 2181
+--         §10.3), is there any redundancy (more than one host or address).
+-- Needs:  facts.kind, facts.dns.mx, facts.dns.null_mx, facts.dns.implicit_mx,
+--         facts.mx[i].{name, preference, status, cname, a, aaaa, addresses}.
+-- Scope:  the domain (target nil) and each MX host (target = {mx = name}).
+-- Example finding:
+--   { code = "dns.mx.cname", severity = "warning", state = "fail",
+--     target = { mx = "mail.example.org" },
+--     message = "MX host mail.example.org is an alias (CNAME to host7.example.net)",
+--     evidence = "mail.example.org CNAME host7.example.net",
+--     remediation = "Point the MX record at the canonical name host7.example.net." }
+
+local U = require "mxprobe.checks.util"
+
+local R = {
+  ["dns.nxdomain"] = "Register the domain or fix its delegation; no mail can be delivered to a name that does not exist.",
+  ["dns.servfail"] = "Check the domain's authoritative servers and its DNSSEC chain (expired signatures, a DS without DNSKEY): a validating resolver cannot get an answer.",
+  ["dns.error"] = "Retry; if it persists, check the resolver mxprobe uses (--resolver) and the domain's name servers.",
+  ["dns.mx.none"] = "Publish MX records for the domain, or a null MX (\"MX 0 .\") if it does not receive mail.",
+  ["dns.mx.implicit"] = "Publish an explicit MX record; relying on the A/AAAA fallback of RFC 5321 §5.1 is fragile.",
+  ["dns.mx.cname"] = "Point the MX record at the canonical host name, not at an alias (RFC 2181 §10.3, RFC 5321 §5.1).",
+  ["dns.mx.no-address"] = "Give the MX host an A and/or AAAA record, or remove the MX record.",
+  ["dns.mx.dangling"] = "Remove the MX record or create the host it names; a dangling MX can be taken over by whoever registers that name.",
+  ["dns.mx.unusable"] = "Fix the MX hosts' address records: as published, no sender can reach any MX.",
+  ["dns.mx.single"] = "Add a second MX host (or a second address) so that mail is not deferred when the only one is down.",
+  ["dns.mx.same-address"] = "Give the MX hosts distinct addresses; several MX names on one address add no redundancy.",
+}
+
+local function host_findings(mx, out)
+  local name = U.str(mx.name) or "?"
+  local ref = { mx = name }
+  local status = mx.status
+  local cname = U.tbl(mx.cname)
+  if cname and #cname > 0 then
+    local chain = {}
+    for _, c in ipairs(cname) do chain[#chain + 1] = tostring(c) end
+    out[#out + 1] = {
+      code = "dns.mx.cname", state = "fail", target = ref,
+      message = string.format("MX host %s is an alias (CNAME to %s)", name, chain[#chain]),
+      evidence = name .. " CNAME " .. table.concat(chain, " -> "),
+    }
+  end
+  if status == "nxdomain" then
+    out[#out + 1] = {
+      code = "dns.mx.dangling", state = "fail", target = ref,
+      message = string.format("MX host %s does not exist (NXDOMAIN)", name),
+      evidence = "A/AAAA " .. name .. ": NXDOMAIN",
+    }
+  elseif status == "no-address" then
+    out[#out + 1] = {
+      code = "dns.mx.no-address", state = "fail", target = ref,
+      message = string.format("MX host %s has no A or AAAA record", name),
+      evidence = "A/AAAA " .. name .. ": no records",
+    }
+  elseif status == "dns-error" then
+    local parts = {}
+    for _, q in ipairs({ U.tbl(mx.a), U.tbl(mx.aaaa) }) do
+      parts[#parts + 1] = string.format("%s %s: %s", tostring(q.type), tostring(q.name),
+        tostring(q.error or q.status))
+    end
+    out[#out + 1] = {
+      code = "dns.error", state = "untested", target = ref,
+      message = string.format("the addresses of MX host %s could not be looked up", name),
+      evidence = table.concat(parts, "; "),
+    }
+  end
+end
+
+local function run(facts)
+  local out = {}
+  local kind = facts.kind
+  if kind == "address" then
+    return { { code = "dns.mx", state = "na", message = "an address was probed: no MX lookup" } }
+  end
+  local dns = U.tbl(facts.dns) or {}
+  local hosts = {}
+  for _, mx in ipairs(U.list(facts.mx)) do
+    if type(mx) == "table" then hosts[#hosts + 1] = mx end
+  end
+
+  if kind == "domain" then
+    local q = U.tbl(dns.mx)
+    local domain = U.str(facts.domain) or "?"
+    if dns.null_mx == true then
+      return { {
+        code = "dns.mx.null", state = "na",
+        message = domain .. " publishes a null MX (RFC 7505): it accepts no mail",
+        evidence = "MX 0 .",
+      } }
+    end
+    if not q then
+      return { { code = "dns.error", state = "untested", message = "no MX query was made" } }
+    end
+    if q.status == "nxdomain" then
+      return { {
+        code = "dns.nxdomain", state = "fail",
+        message = domain .. " does not exist (NXDOMAIN)",
+        evidence = "MX " .. domain .. ": " .. tostring(q.rcode or "NXDOMAIN"),
+      } }
+    elseif q.status == "servfail" then
+      return { {
+        code = "dns.servfail", state = "fail",
+        message = "the resolver answered SERVFAIL for the MX of " .. domain,
+        evidence = "MX " .. domain .. ": " .. tostring(q.rcode or "SERVFAIL")
+          .. (U.str(q.error) and (" (" .. q.error .. ")") or ""),
+      } }
+    elseif q.status ~= "ok" and q.status ~= "nodata" then
+      return { {
+        code = "dns.error", state = "untested",
+        message = "the MX query for " .. domain .. " failed (" .. tostring(q.status) .. ")",
+        evidence = U.str(q.error) or ("MX " .. domain .. ": " .. tostring(q.status)),
+      } }
+    end
+    if dns.implicit_mx == true then
+      out[#out + 1] = {
+        code = "dns.mx.implicit", state = "fail",
+        message = domain .. " has no MX record; senders fall back to its own address (implicit MX)",
+        evidence = "MX " .. domain .. ": " .. tostring(q.status),
+      }
+    elseif #hosts == 0 then
+      return { {
+        code = "dns.mx.none", state = "fail",
+        message = domain .. " has no MX record and no address: it cannot receive mail",
+        evidence = "MX " .. domain .. ": " .. tostring(q.status),
+      } }
+    end
+  end
+
+  for _, mx in ipairs(hosts) do host_findings(mx, out) end
+
+  -- usable hosts and their addresses
+  local usable, errors, addrs, nhosts = 0, 0, {}, 0
+  for _, mx in ipairs(hosts) do
+    nhosts = nhosts + 1
+    local n = 0
+    for _, a in ipairs(U.list(mx.addresses)) do
+      if type(a) == "table" and U.str(a.address) then
+        addrs[a.address] = true
+        n = n + 1
+      end
+    end
+    if n > 0 then usable = usable + 1 end
+    if mx.status == "dns-error" then errors = errors + 1 end
+  end
+  local naddr = 0
+  for _ in pairs(addrs) do naddr = naddr + 1 end
+
+  if kind == "domain" and nhosts > 0 and usable == 0 then
+    if errors > 0 then
+      out[#out + 1] = {
+        code = "dns.error", state = "untested",
+        message = "no MX host address could be resolved",
+      }
+    else
+      out[#out + 1] = {
+        code = "dns.mx.unusable", state = "fail",
+        message = "none of the " .. nhosts .. " MX hosts has an address: mail cannot be delivered",
+      }
+    end
+  elseif kind == "domain" and usable > 0 then
+    if nhosts == 1 and naddr == 1 and not dns.implicit_mx then
+      out[#out + 1] = {
+        code = "dns.mx.single", state = "fail",
+        message = "only one MX host (" .. tostring(hosts[1].name) .. ") with one address: no fallback",
+        evidence = tostring(hosts[1].name) .. " -> " .. next(addrs),
+      }
+    elseif usable > 1 and naddr == 1 then
+      local names = {}
+      for _, mx in ipairs(hosts) do
+        if #U.list(mx.addresses) > 0 then names[#names + 1] = tostring(mx.name) end
+      end
+      out[#out + 1] = {
+        code = "dns.mx.same-address", state = "fail",
+        message = "all " .. usable .. " MX hosts with an address share one (" .. next(addrs) .. "): no real redundancy",
+        evidence = table.concat(names, ", ") .. " -> " .. next(addrs),
+      }
+    end
+    local fails = 0
+    for _, f in ipairs(out) do if f.state == "fail" then fails = fails + 1 end end
+    if fails == 0 then
+      out[#out + 1] = {
+        code = "dns.mx.ok", state = "pass",
+        message = string.format("%d MX host%s, %d address%s", nhosts, nhosts == 1 and "" or "s",
+          naddr, naddr == 1 and "" or "es"),
+      }
+    end
+  end
+  for _, f in ipairs(out) do f.remediation = f.remediation or R[f.code] end
+  return out
+end
+
+return {
+  id = "dns.mx",
+  title = "MX records and MX host addresses",
+  scope = "domain",
+  requires = { "dns" },
+  codes = {
+    "dns.mx", "dns.mx.ok", "dns.nxdomain", "dns.servfail", "dns.error",
+    "dns.mx.none", "dns.mx.null", "dns.mx.implicit", "dns.mx.cname",
+    "dns.mx.no-address", "dns.mx.dangling", "dns.mx.unusable",
+    "dns.mx.single", "dns.mx.same-address",
+  },
+  remediation = R,
+  run = run,
+}

@@ -1,0 +1,84 @@
+-- Check tls.session -- the TLS handshake after STARTTLS: done, and how strong.
+--
+-- What:   the handshake succeeds; the protocol version is at least the
+--         policy minimum (TLS 1.2 by default: TLS 1.0/1.1 are deprecated by
+--         RFC 8996); the cipher has at least the policy's minimum strength
+--         (128 bits) and is not a broken family (RC4, DES/3DES, NULL, EXPORT,
+--         anonymous). Not applicable when there is no TLS session to judge
+--         (STARTTLS missing or refused, reported by tls.starttls); could not
+--         test when the handshake timed out or the dialog was throttled.
+-- Needs:  targets[i].tls.{status, error, version, cipher, cipher_bits,
+--         handshake_ms}, and the phases before it;
+--         ctx.policy.thresholds.{tls_min_version, cipher_bits_min}.
+-- Scope:  each target.
+-- Example finding:
+--   { code = "tls.version.old", severity = "warning", state = "fail",
+--     target = { mx = "mx1.example.org", address = "192.0.2.10" },
+--     message = "TLSv1 negotiated; TLSv1.2 is the minimum",
+--     evidence = "TLSv1 ECDHE-RSA-AES256-SHA (256 bits)" }
+
+local U = require "mxprobe.checks.util"
+
+local R = {
+  ["tls.handshake.failed"] = "Check the MTA's TLS configuration: key and certificate pair, protocol and cipher settings. Senders that fail the handshake may fall back to clear text or defer the mail.",
+  ["tls.version.old"] = "Enable TLS 1.2 and 1.3 in the MTA (Postfix: smtpd_tls_protocols = >=TLSv1.2 or at least keep them enabled) and update the TLS library.",
+  ["tls.cipher.weak"] = "Disable weak ciphers (RC4, DES/3DES, NULL, EXPORT, anonymous) and prefer AEAD ciphers (Postfix: smtpd_tls_ciphers = medium or high).",
+}
+
+local BROKEN = { "RC4", "NULL", "EXP", "ANON", "^ADH", "^AECDH", "DES%-CBC", "3DES", "MD5" }
+
+local function weak_cipher(name, bits, min_bits)
+  if bits and bits < min_bits then return string.format("%d-bit", bits) end
+  local up = tostring(name or ""):upper()
+  for _, p in ipairs(BROKEN) do
+    if up:find(p) then return "broken family" end
+  end
+  return nil
+end
+
+local function run(facts, ctx)
+  local th = ctx.policy.thresholds
+  local min_version = U.str(th.tls_min_version) or "TLSv1.2"
+  local min_rank = U.tls_rank(min_version) or U.tls_rank("TLSv1.2")
+  local min_bits = U.num(th.cipher_bits_min) or 128
+  return U.each_target(facts, function(t)
+    local state, why = U.tls_state(t)
+    if state == "untested" then
+      return { U.finding("tls.session", "untested", t, "not tested: " .. why) }
+    elseif state == "na" then
+      return { U.finding("tls.session", "na", t, "no TLS session: " .. why) }
+    end
+    local tls = t.tls
+    if state == "failed" then
+      return { U.finding("tls.handshake.failed", "fail", t,
+        "STARTTLS accepted but the TLS handshake failed", U.str(tls.error) or tostring(tls.status)) }
+    end
+    local version, cipher = U.str(tls.version) or "?", U.str(tls.cipher) or "?"
+    local bits = U.num(tls.cipher_bits)
+    local desc = string.format("%s %s (%s bits)", version, cipher, bits and tostring(math.tointeger(bits) or bits) or "?")
+    local out = {}
+    local rank = U.tls_rank(version)
+    if rank and rank < min_rank then
+      out[#out + 1] = U.finding("tls.version.old", "fail", t,
+        string.format("%s negotiated; %s is the minimum", version, min_version), desc)
+    end
+    local weak = weak_cipher(cipher, bits, min_bits)
+    if weak then
+      out[#out + 1] = U.finding("tls.cipher.weak", "fail", t,
+        string.format("weak cipher %s (%s)", cipher, weak), desc)
+    end
+    out[#out + 1] = U.finding("tls.handshake.ok", "pass", t,
+      string.format("%s in %s", desc, U.ms(tls.handshake_ms)), desc)
+    return out
+  end)
+end
+
+return {
+  id = "tls.session",
+  title = "TLS handshake, version and cipher",
+  scope = "target",
+  requires = { "targets" },
+  codes = { "tls.session", "tls.handshake.ok", "tls.handshake.failed", "tls.version.old", "tls.cipher.weak" },
+  remediation = R,
+  run = run,
+}

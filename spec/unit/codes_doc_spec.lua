@@ -1,0 +1,145 @@
+-- docs/codes.md and the code lists agree: every code a check can emit is
+-- documented (with severity, meaning and remediation), every documented
+-- code can be emitted by some check, and the documented severity is the
+-- default policy's. Checks declare their codes (`codes = {...}`); running
+-- every check on every fixture proves they emit nothing else. No sockets.
+
+local fixtures = require "fixtures.facts._load"
+local checks = require "mxprobe.checks"
+local judge = require "mxprobe.judge"
+local policy = require "mxprobe.policy"
+local util = require "mxprobe.checks.util"
+
+local function read(path)
+  local fh = assert(io.open(path, "r"))
+  local s = fh:read("a")
+  fh:close()
+  return s
+end
+
+-- code -> { severity, weight, state, meaning, remediation } from the doc
+local function parse_doc()
+  local doc, order = {}, {}
+  local current
+  for line in read("docs/codes.md"):gmatch("[^\n]*") do
+    local code = line:match("^### `([^`]+)`%s*$")
+    if code then
+      assert.is_nil(doc[code], "documented twice: " .. code)
+      current = { }
+      doc[code] = current
+      order[#order + 1] = code
+    elseif line:match("^##? ") then
+      current = nil
+    elseif current then
+      local sev, w, st = line:match("^%- severity: (%S+) · weight: (%S+) · state: (%S+)")
+      if sev then current.severity, current.weight, current.state = sev, tonumber(w), st end
+      local m = line:match("^%- meaning: (.+)$")
+      if m then current.meaning = m end
+      local r = line:match("^%- remediation: (.+)$")
+      if r then current.remediation = r end
+    end
+  end
+  return doc, order
+end
+
+-- code -> the check ids that declare it
+local function declared()
+  local out = {}
+  for _, c in ipairs(checks.list()) do
+    for _, code in ipairs(c.codes) do
+      out[code] = out[code] or {}
+      table.insert(out[code], c.id)
+    end
+  end
+  for _, code in ipairs(judge.codes) do
+    out[code] = out[code] or {}
+    table.insert(out[code], "mxprobe")
+  end
+  return out
+end
+
+describe("docs/codes.md #unit", function()
+  local doc, order = parse_doc()
+  local decl = declared()
+
+  it("documents a good number of codes", function()
+    assert.is_true(#order >= 60, #order .. " codes documented")
+  end)
+
+  it("documents every code a check declares", function()
+    for code, ids in pairs(decl) do
+      assert.is_table(doc[code], "undocumented code " .. code .. " (declared by " .. table.concat(ids, ", ") .. ")")
+    end
+  end)
+
+  it("documents no code that no check can emit", function()
+    for _, code in ipairs(order) do
+      assert.is_table(decl[code], "docs/codes.md documents " .. code .. ", which no check declares")
+    end
+  end)
+
+  it("gives every code a severity, a weight, a state, a meaning and a remediation", function()
+    local STATES = { pass = true, fail = true, na = true, untested = true }
+    for _, code in ipairs(order) do
+      local d = doc[code]
+      assert.is_string(d.severity, code)
+      assert.is_number(d.weight, code)
+      assert.is_true(STATES[d.state] == true, code .. ": state " .. tostring(d.state))
+      assert.is_string(d.meaning, code)
+      assert.is_string(d.remediation, code)
+    end
+  end)
+
+  it("states the default policy's severity and weight for every code", function()
+    local p = policy.default()
+    for _, code in ipairs(order) do
+      assert.equal(p.severities[code], doc[code].severity, code)
+      assert.equal(p.weights[code] or 0, doc[code].weight, code)
+    end
+  end)
+
+  it("leaves no severity in the default policy for a code that does not exist", function()
+    for code in pairs(policy.default().severities) do
+      assert.is_table(decl[code], "policy/default.lua has a severity for unknown code " .. code)
+    end
+    for code in pairs(policy.default().weights) do
+      assert.is_table(decl[code], "policy/default.lua has a weight for unknown code " .. code)
+    end
+  end)
+
+  it("has no check emit an undeclared code on any fixture", function()
+    local emitted = {}
+    for _, name in ipairs(fixtures.names()) do
+      local facts = fixtures.load(name)
+      for _, c in ipairs(checks.list()) do
+        local own = {}
+        for _, code in ipairs(c.codes) do own[code] = true end
+        local ctx = { now = facts.finished, policy = policy.default(), util = util }
+        for _, f in ipairs(c.run(facts, ctx) or {}) do
+          assert.is_true(own[f.code] == true, name .. ": " .. c.id .. " emitted undeclared " .. tostring(f.code))
+          assert.is_table(doc[f.code], name .. ": emitted undocumented " .. f.code)
+          emitted[f.code] = true
+        end
+      end
+      for _, f in ipairs(judge.run(facts).findings) do
+        assert.is_table(doc[f.code], name .. ": judge emitted undocumented " .. f.code)
+      end
+    end
+    -- the fixtures exercise most of the codes (the rest by the variants in checks_spec)
+    local n = 0
+    for _ in pairs(emitted) do n = n + 1 end
+    assert.is_true(n >= 50, n .. " codes emitted by the fixtures")
+  end)
+
+  it("lists the codes under the check that declares them", function()
+    local text = read("docs/codes.md")
+    for _, c in ipairs(checks.list()) do
+      local head = text:find("## Check `" .. c.id .. "`", 1, true)
+      assert.truthy(head, "no section for check " .. c.id)
+      for _, code in ipairs(c.codes) do
+        local at = text:find("### `" .. code .. "`", head, true)
+        assert.truthy(at, code .. " not after the section of " .. c.id)
+      end
+    end
+  end)
+end)
