@@ -6,6 +6,7 @@
 local argparse = require "argparse"
 local mxprobe = require "mxprobe"
 local facts_io = require "mxprobe.facts"
+local probe = require "mxprobe.probe"
 
 local M = {}
 
@@ -82,13 +83,6 @@ local function use_color(args)
   return ok == true
 end
 
-local function argv_has(argv, flag)
-  for _, a in ipairs(argv) do
-    if a == flag or a:sub(1, #flag + 1) == flag .. "=" then return true end
-  end
-  return false
-end
-
 function M.run(argv)
   local p = parser()
   local okp, args = p:pparse(argv)
@@ -96,13 +90,6 @@ function M.run(argv)
     io.stderr:write(p:get_usage(), "\n")
     return fail(args)
   end
-  for _, k in ipairs { "port", "timeout", "probe_timeout", "dns_timeout", "expiry_days",
-                       "concurrency", "per_address" } do
-    if args[k] == nil and argv_has(argv, "--" .. k:gsub("_", "-")) then
-      return fail(("--%s needs a number"):format(k:gsub("_", "-")))
-    end
-  end
-
   if args.from_facts and #args.query > 0 then
     return fail("give either queries or --from-facts FILE, not both")
   end
@@ -114,6 +101,11 @@ function M.run(argv)
     return fail("--facts prints what a probe gathered; with --from-facts there is no probe")
   end
 
+  -- bad queries and a broken policy are told before a whole probe run
+  for _, q in ipairs(args.query) do
+    local ok, err = probe.parse_query(q, args.host)
+    if not ok then return fail(err) end
+  end
   -- the policy first: a broken policy file should not cost a whole probe run
   local policy
   if not args.facts then

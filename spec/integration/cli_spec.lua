@@ -1,0 +1,145 @@
+-- The command-line tool against the lab: codes and exit status per scenario.
+local cjson = require "cjson"
+local lab = require "support.lab"
+
+local function codes_of(result, state)
+  local set = {}
+  for _, f in ipairs(result.findings) do
+    if state == nil or f.state == state then set[f.code] = true end
+  end
+  return set
+end
+
+-- one CLI run over many lab domains; each result found by its query
+local function run_json(domains, extra)
+  local args = { lab.lab_args(), "--json", extra or "" }
+  for _, d in ipairs(domains) do args[#args + 1] = d .. ".example.test" end
+  local out, err, status = lab.cli(table.concat(args, " "))
+  local doc = cjson.decode(out)
+  local by = {}
+  for _, r in ipairs(doc.results) do by[r.query:match("^([^.]+)")] = r end
+  return by, doc, status, err
+end
+
+describe("mxprobe CLI on the lab #integration", function()
+  local R, doc, status
+
+  setup(function()
+    R, doc, status = run_json { "good", "expired", "greylist", "postscreen", "openrelay", "notls",
+      "closed", "nullmx", "nxdomain", "selfsigned", "incomplete", "wrongname", "mixed", "implicit" }
+  end)
+
+  it("gives one valid, versioned JSON document whose exit status is the worst", function()
+    assert.equal("mxprobe.report/1", doc.schema)
+    assert.equal(2, doc.exit_status)
+    assert.equal(2, status)
+  end)
+
+  it("calls the healthy domain ok", function()
+    assert.equal("ok", R.good.verdict)
+    assert.equal(0, R.good.exit_status)
+    assert.is_true(codes_of(R.good, "pass")["relay.denied"])
+  end)
+
+  it("calls the expired certificate critical with tls.cert.expired", function()
+    assert.equal(2, R.expired.exit_status)
+    assert.is_true(codes_of(R.expired, "fail")["tls.cert.expired"])
+  end)
+
+  it("does not call the greylisting domain an open relay", function()
+    local c = codes_of(R.greylist)
+    assert.is_nil(c["relay.open"])
+    assert.is_true(c["relay.inconclusive"])
+    assert.is_true(R.greylist.exit_status ~= 2)
+  end)
+
+  it("does not call the postscreen domain broken", function()
+    assert.is_true(codes_of(R.postscreen)["smtp.banner.multiline"])
+    assert.equal(0, R.postscreen.exit_status)
+  end)
+
+  it("calls an open relay critical", function()
+    assert.is_true(codes_of(R.openrelay, "fail")["relay.open"])
+    assert.equal(2, R.openrelay.exit_status)
+  end)
+
+  it("reports the missing STARTTLS, and no certificate finding for it", function()
+    local c = codes_of(R.notls, "fail")
+    assert.is_true(c["tls.starttls.missing"])
+    assert.is_nil(c["tls.cert.expired"])
+  end)
+
+  it("names each certificate failure precisely", function()
+    assert.is_true(codes_of(R.selfsigned, "fail")["tls.cert.self-signed"])
+    assert.is_true(codes_of(R.incomplete, "fail")["tls.cert.incomplete-chain"])
+    assert.is_true(codes_of(R.wrongname, "fail")["tls.cert.name-mismatch"])
+  end)
+
+  it("reports refused connections, null MX, NXDOMAIN, implicit MX and mixed TLS", function()
+    assert.is_true(codes_of(R.closed, "fail")["tcp.refused"])
+    assert.is_true(codes_of(R.nullmx)["dns.mx.null"])
+    assert.is_true(codes_of(R.nxdomain, "fail")["dns.nxdomain"])
+    assert.is_true(codes_of(R.implicit)["dns.mx.implicit"])
+    assert.is_true(codes_of(R.mixed, "fail")["consistency.tls-mixed"])
+  end)
+
+  it("judges saved facts again without network, to the same codes", function()
+    local path = os.tmpname()
+    local out, _, st = lab.cli(lab.lab_args() .. " --facts expired.example.test greylist.example.test > " .. path)
+    assert.equal(0, st)
+    assert.equal("", out)
+    local out2, _, st2 = lab.cli("--json --from-facts " .. path)
+    os.remove(path)
+    assert.equal(2, st2)
+    local d = cjson.decode(out2)
+    assert.equal(2, #d.results)
+    assert.is_true(codes_of(d.results[1], "fail")["tls.cert.expired"])
+  end)
+
+  it("prints a text report without colour when not on a terminal", function()
+    local out, _, st = lab.cli(lab.lab_args() .. " expired.example.test")
+    assert.equal(2, st)
+    assert.matches("tls.cert.expired", out, 1, true)
+    assert.is_nil(out:find("\27", 1, true))
+  end)
+end)
+
+describe("mxprobe CLI errors #integration", function()
+  it("refuses an invalid domain with one line and status 3", function()
+    local out, err, st = lab.cli(lab.lab_args() .. " 'exa mple..test'")
+    assert.equal(3, st)
+    assert.equal("", out)
+    assert.matches("^mxprobe: .*exa mple%.%.test.*\n$", err)
+    assert.equal(1, select(2, err:gsub("\n", "")))
+  end)
+
+  it("says which policy file cannot be read", function()
+    local _, err, st = lab.cli(lab.lab_args() .. " --policy /nonexistent/policy.lua good.example.test")
+    assert.equal(3, st)
+    assert.matches("/nonexistent/policy.lua", err, 1, true)
+    assert.equal(1, select(2, err:gsub("\n", "")))
+  end)
+
+  it("gives file and line of a Lua error in a policy", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write("return {\n  thresholds = {\n    expiry_days = ,\n  }\n}\n")
+    f:close()
+    local _, err, st = lab.cli(lab.lab_args() .. " --policy " .. path .. " good.example.test")
+    os.remove(path)
+    assert.equal(3, st)
+    assert.matches(path .. ":3:", err, 1, true)
+  end)
+
+  it("explains a missing option value instead of a stack trace", function()
+    local _, err, st = lab.cli("--timeout")
+    assert.equal(3, st)
+    assert.matches("mxprobe: .*timeout", err)
+    assert.is_nil(err:find("traceback", 1, true))
+  end)
+
+  it("uses a strict policy from examples/ to turn a warning into a failure", function()
+    local _, _, st = lab.cli(lab.lab_args() .. " --policy examples/strict-policy.lua notls.example.test")
+    assert.equal(2, st)
+  end)
+end)

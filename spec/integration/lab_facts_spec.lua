@@ -1,0 +1,203 @@
+-- The facts of every lab scenario, gathered from the real servers of the
+-- lab (NSD + Unbound + Postfix on loopback; spec/lab/README.md).
+local mxprobe = require "mxprobe"
+local lab = require "support.lab"
+
+local DOMAINS = {
+  "good", "expired", "wrongname", "selfsigned", "incomplete", "notls", "openrelay",
+  "greylist", "postscreen", "slowbanner", "closed", "blackhole", "nullmx", "implicit",
+  "nxdomain", "v6only", "mxcname", "dangling", "noaddr", "samehost", "mixed", "single",
+  "expiring",
+}
+
+describe("probe of the lab #integration", function()
+  local F = {}
+  local elapsed
+
+  setup(function()
+    local queries = {}
+    for i, d in ipairs(DOMAINS) do queries[i] = d .. ".example.test" end
+    local core = require "mxprobe.core"
+    local start = core.now()
+    local list = assert(mxprobe.probe_many(queries, lab.options { timeout = 5 }))
+    elapsed = core.now() - start
+    for i, d in ipairs(DOMAINS) do F[d] = list[i] end
+  end)
+
+  local function target(d, i) return F[d].targets[i or 1] end
+
+  it("probes every domain concurrently: all of them take about as long as the slowest", function()
+    -- the blackhole's 5 s connect timeout is the slowest single phase
+    assert.is_true(elapsed < 15000, ("took %d ms"):format(elapsed))
+    for _, d in ipairs(DOMAINS) do assert.equal("mxprobe.facts/1", F[d].schema) end
+  end)
+
+  describe("good.example.test (two healthy MX)", function()
+    it("lists both MX in preference order, DNSSEC-validated", function()
+      local f = F.good
+      assert.equal("ok", f.dns.mx.status)
+      assert.is_true(f.dns.mx.ad)
+      assert.same({ "mx1.good.example.test", "mx2.good.example.test" }, { f.mx[1].name, f.mx[2].name })
+      assert.same({ 10, 20 }, { f.mx[1].preference, f.mx[2].preference })
+      assert.same({ "127.0.1.1", "127.0.1.2" }, { target("good", 1).address, target("good", 2).address })
+    end)
+    it("runs the whole dialog on each target", function()
+      for i = 1, 2 do
+        local t = target("good", i)
+        assert.equal("complete", t.status)
+        assert.equal(220, t.banner.reply.code)
+        assert.equal("EHLO", t.ehlo.command)
+        assert.is_string(t.ehlo.extensions.STARTTLS)
+        assert.equal(220, t.starttls.reply.code)
+        assert.equal("ok", t.tls.status)
+        assert.matches("^TLSv1%.[23]$", t.tls.version)
+        assert.is_true(t.tls.cipher_bits >= 128)
+        assert.equal(250, t.ehlo_tls.reply.code)
+        assert.equal(221, t.quit.reply.code)
+      end
+    end)
+    it("captures a trusted chain that names the MX", function()
+      local t = target("good", 1)
+      assert.equal("mx1.good.example.test", t.certificates[1].subject_cn)
+      assert.is_true(#t.certificates >= 2)
+      assert.is_true(t.verify.ok)
+      assert.is_true(t.verify.name_match)
+    end)
+    it("is refused as a relay and accepts postmaster", function()
+      local r = target("good", 1).relay
+      assert.equal("tested", r.status)
+      assert.equal(250, r.mail_from.reply.code)
+      assert.is_true(r.rcpt_external.reply.code >= 500)
+      assert.equal(250, r.rcpt_control.reply.code)
+      assert.equal(250, r.rset.reply.code)
+    end)
+    it("never sends DATA", function()
+      for _, e in ipairs(target("good", 1).transcript) do
+        if e.dir == "C" then assert.is_nil(e.line:upper():match("^DATA")) end
+      end
+    end)
+  end)
+
+  describe("certificate scenarios", function()
+    it("reports an expired certificate as expired", function()
+      local t = target("expired")
+      assert.equal("ok", t.tls.status)
+      assert.is_false(t.verify.ok)
+      assert.equal("expired", t.verify.reason)
+      assert.is_true(t.certificates[1].not_after < os.time())
+    end)
+    it("reports a certificate for another name as a name mismatch on a trusted chain", function()
+      local t = target("wrongname")
+      assert.is_false(t.verify.name_match)
+      assert.is_nil(t.verify.reason)
+    end)
+    it("reports a self-signed certificate as self-signed", function()
+      assert.equal("self-signed", target("selfsigned").verify.reason)
+    end)
+    it("reports a chain without its intermediate as incomplete", function()
+      local t = target("incomplete")
+      assert.equal(1, #t.certificates)
+      assert.equal("incomplete-chain", t.verify.reason)
+    end)
+    it("sees a certificate that expires within days", function()
+      local left = target("expiring").certificates[1].not_after - os.time()
+      assert.is_true(left > 0 and left < 6 * 86400)
+      assert.is_true(target("expiring").verify.ok)
+    end)
+  end)
+
+  describe("SMTP scenarios", function()
+    it("records that a server offers no STARTTLS", function()
+      local t = target("notls")
+      assert.equal("complete", t.status)
+      assert.is_nil(t.ehlo.extensions.STARTTLS)
+      assert.is_nil(t.starttls)
+      assert.is_nil(t.tls)
+    end)
+    it("records an open relay accepting an outside recipient", function()
+      assert.equal(250, target("openrelay").relay.rcpt_external.reply.code)
+    end)
+    it("keeps greylisting's 451 as it came", function()
+      local r = target("greylist").relay
+      assert.equal(451, r.rcpt_external.reply.code)
+      assert.equal("tested", r.status)
+    end)
+    it("waits for postscreen's complete multi-line greeting before speaking", function()
+      local t = target("postscreen")
+      assert.equal("complete", t.status)
+      assert.equal(220, t.banner.reply.code)
+      assert.is_true(#t.banner.reply.lines >= 2)
+      assert.is_true(t.banner.time_ms >= 1500)
+      -- nothing was sent before the final 220 line
+      local first_c, final_s
+      for i, e in ipairs(t.transcript) do
+        if e.dir == "C" and not first_c then first_c = i end
+        if e.dir == "S" and e.line:match("^220 ") and not final_s then final_s = i end
+      end
+      assert.is_true(final_s < first_c)
+    end)
+    it("waits for a slow banner", function()
+      local t = target("slowbanner")
+      assert.equal("ok", t.banner.status)
+      assert.is_true(t.banner.first_byte_ms >= 2500)
+    end)
+  end)
+
+  describe("TCP scenarios", function()
+    it("tells a closed port (refused)", function()
+      local t = target("closed")
+      assert.equal("refused", t.connect.status)
+      assert.equal("connect", t.stopped_at)
+    end)
+    it("tells a connect timeout from a refusal", function()
+      local t = target("blackhole")
+      assert.equal("timeout", t.connect.status)
+      assert.is_true(t.connect.time_ms >= 4900)
+    end)
+    it("probes an IPv6-only MX on ::1", function()
+      local t = target("v6only")
+      assert.equal("ipv6", t.family)
+      assert.equal("::1", t.address)
+      assert.equal("complete", t.status)
+    end)
+  end)
+
+  describe("DNS scenarios", function()
+    it("recognises a null MX and probes nothing", function()
+      assert.is_true(F.nullmx.dns.null_mx)
+      assert.equal(0, #F.nullmx.targets)
+    end)
+    it("falls back to the implicit MX (the domain's own address)", function()
+      local f = F.implicit
+      assert.equal("nodata", f.dns.mx.status)
+      assert.is_true(f.dns.implicit_mx)
+      assert.equal("127.0.13.1", f.targets[1].address)
+      assert.equal("complete", f.targets[1].status)
+    end)
+    it("records NXDOMAIN", function()
+      assert.equal("nxdomain", F.nxdomain.dns.mx.status)
+      assert.equal(0, #F.nxdomain.targets)
+    end)
+    it("records an MX that is a CNAME, and follows it", function()
+      local mx = F.mxcname.mx[1]
+      assert.equal("alias.mxcname.example.test", mx.name)
+      assert.same({ "mx1.good.example.test" }, mx.cname)
+      assert.equal("127.0.1.1", F.mxcname.targets[1].address)
+    end)
+    it("records a dangling MX and an MX without address", function()
+      assert.equal("nxdomain", F.dangling.mx[1].status)
+      assert.equal("no-address", F.noaddr.mx[1].status)
+      assert.equal(0, #F.dangling.targets + #F.noaddr.targets)
+    end)
+    it("records MX hosts sharing one address", function()
+      local f = F.samehost
+      assert.equal(2, #f.targets)
+      assert.equal(f.targets[1].address, f.targets[2].address)
+    end)
+    it("records one MX with TLS and one without", function()
+      local f = F.mixed
+      assert.equal("ok", f.targets[1].tls.status)
+      assert.is_nil(f.targets[2].tls)
+    end)
+  end)
+end)
