@@ -62,6 +62,12 @@ demo: deps all
 	    good.example.test expired.example.test notls.example.test
 	sh spec/lab/lab.sh down
 
+# Speed and memory, measured against the lab (numbers printed, not asserted).
+bench: deps all
+	sh spec/lab/lab.sh up
+	-LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;" $(LUA) bench/bench.lua
+	sh spec/lab/lab.sh down
+
 install: $(SO)
 	install -d $(DESTDIR)$(LUADIR)/mxprobe $(DESTDIR)$(LIBDIR)/mxprobe $(DESTDIR)$(BINDIR)
 	cp -R lua/mxprobe.lua lua/mxprobe $(DESTDIR)$(LUADIR)/
