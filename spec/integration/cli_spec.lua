@@ -138,6 +138,21 @@ describe("mxprobe CLI errors #integration", function()
     assert.is_nil(err:find("traceback", 1, true))
   end)
 
+  it("applies a policy's thresholds: a 3 s banner is slow when the policy says 2 s", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write("return { thresholds = { banner_slow_ms = 2000 } }\n")
+    f:close()
+    local out, _, st = lab.cli(lab.lab_args() .. " --json --policy " .. path .. " slowbanner.example.test")
+    os.remove(path)
+    local r = cjson.decode(out).results[1]
+    assert.is_true(codes_of(r, "fail")["smtp.banner.slow"])
+    assert.equal(1, st)
+    -- and without the policy it is not
+    local out2 = lab.cli(lab.lab_args() .. " --json slowbanner.example.test")
+    assert.is_nil(codes_of(cjson.decode(out2).results[1], "fail")["smtp.banner.slow"])
+  end)
+
   it("uses a strict policy from examples/ to turn a warning into a failure", function()
     local _, _, st = lab.cli(lab.lab_args() .. " --policy examples/strict-policy.lua notls.example.test")
     assert.equal(2, st)

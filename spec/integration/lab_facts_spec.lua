@@ -7,7 +7,7 @@ local DOMAINS = {
   "good", "expired", "wrongname", "selfsigned", "incomplete", "notls", "openrelay",
   "greylist", "postscreen", "slowbanner", "closed", "blackhole", "nullmx", "implicit",
   "nxdomain", "v6only", "mxcname", "dangling", "noaddr", "samehost", "mixed", "single",
-  "expiring",
+  "expiring", "weakkey", "helo", "tls12",
 }
 
 describe("probe of the lab #integration", function()
@@ -99,6 +99,19 @@ describe("probe of the lab #integration", function()
       assert.equal(1, #t.certificates)
       assert.equal("incomplete-chain", t.verify.reason)
     end)
+    it("reports a 1024-bit key and a SHA-1 signature", function()
+      local t = target("weakkey")
+      assert.equal("RSA", t.certificates[1].key_type)
+      assert.equal(1024, t.certificates[1].key_bits)
+      assert.matches("SHA1", t.certificates[1].sig_alg)
+      local reasons = {}
+      for _, e in ipairs(t.verify.errors) do reasons[e.reason] = true end
+      assert.is_true(reasons["weak-key"])
+      assert.is_true(reasons["weak-signature"])
+    end)
+    it("records the TLS version a server is limited to", function()
+      assert.equal("TLSv1.2", target("tls12").tls.version)
+    end)
     it("sees a certificate that expires within days", function()
       local left = target("expiring").certificates[1].not_after - os.time()
       assert.is_true(left > 0 and left < 6 * 86400)
@@ -113,6 +126,15 @@ describe("probe of the lab #integration", function()
       assert.is_nil(t.ehlo.extensions.STARTTLS)
       assert.is_nil(t.starttls)
       assert.is_nil(t.tls)
+    end)
+    it("falls back to HELO when EHLO is refused, and stops when HELO is too", function()
+      local t = target("helo")
+      assert.equal("HELO", t.ehlo.command)
+      assert.equal(550, t.ehlo.ehlo_reply.code)
+      assert.equal(550, t.ehlo.reply.code)
+      assert.equal("rejected", t.status)
+      assert.equal("ehlo", t.stopped_at)
+      assert.equal(221, t.quit.reply.code)
     end)
     it("records an open relay accepting an outside recipient", function()
       assert.equal(250, target("openrelay").relay.rcpt_external.reply.code)
