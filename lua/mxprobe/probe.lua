@@ -157,40 +157,60 @@ local function resolve_host(facts, o, name, preference)
   return mx
 end
 
+--- The MX plan from an MX query record (pure: unit-tested on fixtures).
+-- Returns what to do: { null_mx = bool, implicit = bool, hosts = {{name, preference}...} }
+-- hosts in preference order (ties by name, so runs are reproducible);
+-- implicit is set when the domain has no MX at all (RFC 5321 §5.1) and its
+-- own addresses are to be tried; a null MX (RFC 7505) means: no mail.
+function M.mx_plan(q)
+  local plan = { null_mx = false, implicit = false, hosts = {} }
+  if q.status == "nodata" then
+    plan.implicit = true
+    return plan
+  end
+  if q.status ~= "ok" then return plan end
+  local recs = {}
+  for i, r in ipairs(q.records) do recs[i] = r end
+  table.sort(recs, function(x, y)
+    if x.preference ~= y.preference then return x.preference < y.preference end
+    return x.exchange < y.exchange
+  end)
+  if #recs == 1 and recs[1].exchange == "." then
+    plan.null_mx = true
+    return plan
+  end
+  local seen = {}
+  for _, r in ipairs(recs) do
+    -- "." among other MX is meaningless (RFC 7505 §3): skip it; a host
+    -- listed twice is probed once, at its best preference
+    if r.exchange ~= "." and not seen[r.exchange] then
+      seen[r.exchange] = true
+      plan.hosts[#plan.hosts + 1] = { name = r.exchange, preference = r.preference }
+    end
+  end
+  return plan
+end
+
 local function resolve_mx(facts, o, domain)
   local q = dns.query(o.resolver_addr, domain, "MX", core.now() + o.dns_timeout * 1000)
   facts.dns.mx = q
   facts.dns.queries[#facts.dns.queries + 1] = q
-  facts.dns.null_mx, facts.dns.implicit_mx = false, false
-  if q.status == "ok" then
-    table.sort(q.records, function(x, y)
-      if x.preference ~= y.preference then return x.preference < y.preference end
-      return x.exchange < y.exchange
-    end)
-    if #q.records == 1 and q.records[1].exchange == "." then
-      facts.dns.null_mx = true
-      return
-    end
-    local fns = {}
-    for i, r in ipairs(q.records) do
-      if r.exchange ~= "." then
-        fns[#fns + 1] = function() facts.mx[i] = resolve_host(facts, o, r.exchange, r.preference) end
-      end
-    end
-    run_parallel(fns)
-    -- keep preference order, dropping the holes left by "." entries
-    local list = {}
-    for i = 1, #q.records do if facts.mx[i] then list[#list + 1] = facts.mx[i] end end
-    facts.mx = list
-  elseif q.status == "nodata" then
-    -- RFC 5321 §5.1: no MX, so the domain itself is the (implicit) MX
+  local plan = M.mx_plan(q)
+  facts.dns.null_mx, facts.dns.implicit_mx = plan.null_mx, false
+  if plan.implicit then
     local host = resolve_host(facts, o, domain, 0)
     if host.status == "ok" then
       facts.dns.implicit_mx = true
       host.implicit = true
       facts.mx[1] = host
     end
+    return
   end
+  local fns = {}
+  for i, h in ipairs(plan.hosts) do
+    fns[i] = function() facts.mx[i] = resolve_host(facts, o, h.name, h.preference) end
+  end
+  run_parallel(fns)
 end
 
 ------------------------------------------------------------------------

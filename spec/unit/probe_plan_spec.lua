@@ -65,3 +65,43 @@ describe("dns.parse_resolver #unit", function()
     assert.equal("127.0.53.53", r.address)
   end)
 end)
+
+describe("probe.mx_plan #unit", function()
+  local function q(status, recs) return { status = status, records = recs or {} } end
+
+  it("orders MX hosts by preference, then name", function()
+    local plan = probe.mx_plan(q("ok", {
+      { preference = 20, exchange = "mx2.example.test" },
+      { preference = 10, exchange = "mxb.example.test" },
+      { preference = 10, exchange = "mxa.example.test" },
+    }))
+    assert.same({ { name = "mxa.example.test", preference = 10 }, { name = "mxb.example.test", preference = 10 },
+                  { name = "mx2.example.test", preference = 20 } }, plan.hosts)
+    assert.is_false(plan.null_mx)
+    assert.is_false(plan.implicit)
+  end)
+
+  it("recognises a null MX (one record, exchange '.')", function()
+    local plan = probe.mx_plan(q("ok", { { preference = 0, exchange = "." } }))
+    assert.is_true(plan.null_mx)
+    assert.same({}, plan.hosts)
+  end)
+
+  it("ignores '.' beside real MX hosts and probes a repeated host once", function()
+    local plan = probe.mx_plan(q("ok", {
+      { preference = 0, exchange = "." }, { preference = 10, exchange = "mx.example.test" },
+      { preference = 30, exchange = "mx.example.test" },
+    }))
+    assert.is_false(plan.null_mx)
+    assert.same({ { name = "mx.example.test", preference = 10 } }, plan.hosts)
+  end)
+
+  it("falls back to the implicit MX only when the domain has no MX (NODATA)", function()
+    assert.is_true(probe.mx_plan(q("nodata")).implicit)
+    for _, st in ipairs { "nxdomain", "servfail", "timeout", "protocol" } do
+      local plan = probe.mx_plan(q(st))
+      assert.is_false(plan.implicit, st)
+      assert.same({}, plan.hosts, st)
+    end
+  end)
+end)
