@@ -40,9 +40,12 @@ deps:
 
 # The whole suite: packages, build, lab up, every spec, lab down.
 # Ends with one line "N passed, N failed".
+# The ASan/UBSan build of the core also runs the unit and hostile-peer specs.
 test: deps
-	$(MAKE) WERROR=1 all
-	sh spec/run-tests.sh
+	$(MAKE) WERROR=1 all asan
+	@rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS)
+	SAN_BUSTED='$(ASAN_BUSTED)' SAN_CPATH='$(ASAN_BUILD)/?.so' SAN_REPORTS='$(ASAN_REPORTS)' \
+	    sh spec/run-tests.sh
 
 # Unit specs only: no sockets, no lab.
 unit: all
@@ -76,3 +79,6 @@ install: $(SO)
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz
+
+# memory-safety runs (test-asan, test-valgrind) and libFuzzer targets (fuzz)
+include mk/sanitize.mk mk/fuzz.mk

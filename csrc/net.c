@@ -240,6 +240,8 @@ static int l_poll(lua_State *L)
 	n = luaL_len(L, 1);
 	luaL_argcheck(L, n <= MXP_POLL_MAX, 1, "too many descriptors");
 	luaL_argcheck(L, luaL_len(L, 2) == n, 2, "must have one entry per descriptor");
+	luaL_argcheck(L, n >= 0, 1, "negative length");
+	luaL_argcheck(L, timeout == timeout, 3, "timeout is NaN");
 	if (timeout < 0)
 		timeout = 0;
 	ms = timeout > 3600000 ? 3600000 : (int)timeout;

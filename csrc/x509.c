@@ -689,7 +689,13 @@ static int l_x509_verify(lua_State *L)
 	lua_Integer when = 0;
 
 	luaL_checkstring(L, 1);
-	if (!lua_isnoneornil(L, 2)) {
+	lua_settop(L, 2);
+	/* opts.name and opts.ca_file stay on the stack (3, 4) while their
+	 * pointers are in use: an __index function may have made them, and
+	 * then nothing else keeps them from the collector */
+	lua_pushnil(L);                                /* 3: opts.name */
+	lua_pushnil(L);                                /* 4: opts.ca_file */
+	if (!lua_isnil(L, 2)) {
 		luaL_checktype(L, 2, LUA_TTABLE);
 		if (lua_getfield(L, 2, "name") != LUA_TNIL) {
 			if (lua_type(L, -1) != LUA_TSTRING)
@@ -697,14 +703,14 @@ static int l_x509_verify(lua_State *L)
 				    "opts.name: string expected");
 			name = lua_tolstring(L, -1, &namelen);
 		}
-		lua_pop(L, 1);   /* still referenced from opts */
+		lua_replace(L, 3);
 		if (lua_getfield(L, 2, "ca_file") != LUA_TNIL) {
 			if (lua_type(L, -1) != LUA_TSTRING)
 				return luaL_argerror(L, 2,
 				    "opts.ca_file: string expected");
 			ca_file = lua_tostring(L, -1);
 		}
-		lua_pop(L, 1);
+		lua_replace(L, 4);
 		if (lua_getfield(L, 2, "time") != LUA_TNIL) {
 			if (!lua_isinteger(L, -1))
 				return luaL_argerror(L, 2,
@@ -714,8 +720,7 @@ static int l_x509_verify(lua_State *L)
 		}
 		lua_pop(L, 1);
 	}
-	lua_settop(L, 2);
-	g = guard_new(L);                              /* 3 */
+	g = guard_new(L);                              /* 5 */
 	if ((r = read_chain(L, 1, g, "x509 verify")) != 0) {
 		guard_release(g);
 		return r;

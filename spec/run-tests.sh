@@ -2,7 +2,12 @@
 # Runs the spec suite and ends with one line "N passed, N failed".
 #   sh spec/run-tests.sh            unit + integration (starts and stops the lab)
 #   sh spec/run-tests.sh --unit     unit specs only: no sockets, no lab
-# Environment: BUSTED (default busted), MXPROBE_CPATH (a sanitizer build).
+# Environment:
+#   BUSTED         busted command (default busted)
+#   MXPROBE_CPATH  where mxprobe.core is (read by .busted; default build/)
+#   SAN_BUSTED, SAN_CPATH, SAN_REPORTS   when set (make test), the unit and
+#                  hostile-peer specs run a second time on the sanitizer
+#                  build; any report in SAN_REPORTS is a failure
 set -u
 cd "$(dirname "$0")/.." || exit 2
 BUSTED=${BUSTED:-busted}
@@ -20,12 +25,31 @@ fi
 $BUSTED --lua=lua5.4 -o TAP "$@" > "$log" 2>&1
 rc=$?
 cat "$log"
+runner_failed=0
+[ "$rc" -ne 0 ] && ! grep -q '^not ok ' "$log" && runner_failed=1
+
+if [ -n "${SAN_BUSTED:-}" ]; then
+	echo "# --- the same unit and hostile-peer specs on the sanitizer build (${SAN_CPATH:-}) ---"
+	sanlog=$(mktemp)
+	MXPROBE_CPATH=$SAN_CPATH $SAN_BUSTED --lua=lua5.4 -o TAP spec/unit spec/integration/hostile_spec.lua \
+		> "$sanlog" 2>&1
+	src=$?
+	sed 's/^\(not \)\{0,1\}ok [0-9]* - /&[asan] /' "$sanlog" >> "$log"
+	sed 's/^\(not \)\{0,1\}ok [0-9]* - /&[asan] /' "$sanlog"
+	[ "$src" -ne 0 ] && ! grep -q '^not ok ' "$sanlog" && runner_failed=$((runner_failed + 1))
+	rm -f "$sanlog"
+	if ls "${SAN_REPORTS:-/nonexistent}"/* >/dev/null 2>&1; then
+		cat "$SAN_REPORTS"/*
+		echo "not ok - sanitizer reports in $SAN_REPORTS" >> "$log"
+	fi
+fi
+
 passed=$(grep -c '^ok ' "$log" | tr -d ' ')
 skipped=$(grep -c '^ok .* # SKIP' "$log" | tr -d ' ')
 failed=$(grep -c '^not ok ' "$log" | tr -d ' ')
 passed=$((passed - skipped))
 # busted failing outside any test (a spec file that does not load) is a failure too
-if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+failed=$((failed + runner_failed))
 if [ "$skipped" -gt 0 ]; then
 	echo "$passed passed, $failed failed, $skipped skipped"
 else
