@@ -24,7 +24,7 @@ local function timeit(label, n, fn)
   local t0 = core.now()
   for i = 1, n do fn(i) end
   local ms = core.now() - t0
-  print(("%-44s %8d runs %10.3f ms/run"):format(label, n, ms / n))
+  print(("%-44s %8d runs %10.2f us/run"):format(label, n, ms / n * 1000))
   return ms / n
 end
 
