@@ -43,21 +43,8 @@ local LIST_KEYS = {
   findings = true, deductions = true, untested = true, hosts = true, results = true,
 }
 
-local function utf8_clean(s)
-  if utf8.len(s) then return s end
-  local out, i, n = {}, 1, #s
-  while i <= n do
-    local len, bad = utf8.len(s, i)
-    if len then
-      out[#out + 1] = s:sub(i)
-      break
-    end
-    out[#out + 1] = s:sub(i, bad - 1)
-    out[#out + 1] = string.format("\\x%02X", s:byte(bad))
-    i = bad + 1
-  end
-  return table.concat(out)
-end
+-- invalid UTF-8 bytes -> "\xNN", the same rule as the facts (mxprobe.text)
+local utf8_clean = require("mxprobe.text").utf8
 M.utf8_clean = utf8_clean
 
 -- is t a proper array 1..n (n > 0)?

@@ -31,22 +31,8 @@ local BIDI = {
   [0x2066] = true, [0x2067] = true, [0x2068] = true, [0x2069] = true, [0xFEFF] = true,
 }
 
--- invalid UTF-8 bytes -> "\xNN" (so the rest is valid UTF-8)
-local function utf8_clean(s)
-  if utf8.len(s) then return s end
-  local out, i, n = {}, 1, #s
-  while i <= n do
-    local len, bad = utf8.len(s, i)
-    if len then
-      out[#out + 1] = s:sub(i)
-      break
-    end
-    out[#out + 1] = s:sub(i, bad - 1)
-    out[#out + 1] = string.format("\\x%02X", s:byte(bad))
-    i = bad + 1
-  end
-  return table.concat(out)
-end
+-- invalid UTF-8 bytes -> "\xNN", the same rule as the facts (mxprobe.text)
+local utf8_clean = require("mxprobe.text").utf8
 
 local function escape_char(ch)
   local cp = utf8.codepoint(ch)
