@@ -31,7 +31,7 @@ runner_failed=0
 if [ -n "${SAN_BUSTED:-}" ]; then
 	echo "# --- the same unit and hostile-peer specs on the sanitizer build (${SAN_CPATH:-}) ---"
 	sanlog=$(mktemp)
-	MXPROBE_CPATH=$SAN_CPATH $SAN_BUSTED --lua=lua5.4 -o TAP spec/unit spec/integration/hostile_spec.lua \
+	MXPROBE_CPATH=$SAN_CPATH $SAN_BUSTED --lua=lua5.4 -o TAP spec/unit spec/integration/hostile_*_spec.lua \
 		> "$sanlog" 2>&1
 	src=$?
 	sed 's/^\(not \)\{0,1\}ok [0-9]* - /&[asan] /' "$sanlog" >> "$log"

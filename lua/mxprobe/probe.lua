@@ -31,6 +31,8 @@ M.defaults = {
   relay_rcpt = "mxprobe-relay-test@example.net",
   relay_test = true,
   per_address = 2,           -- simultaneous connections to one address
+  max_mx = 16,               -- MX hosts probed per domain (by preference)
+  max_addresses = 16,        -- addresses probed per MX host
   concurrency = 64,          -- queries (domains) in flight at once
   resolver = nil,            -- "ADDR[:PORT]"; default /etc/resolv.conf
   ca_file = nil,             -- default: the system CA store
@@ -58,7 +60,7 @@ function M.options(opts)
   if math.type(o.port) ~= "integer" or o.port < 1 or o.port > 65535 then
     return nil, "port must be an integer from 1 to 65535"
   end
-  for _, k in ipairs { "per_address", "concurrency" } do
+  for _, k in ipairs { "per_address", "concurrency", "max_mx", "max_addresses" } do
     if math.type(o[k]) ~= "integer" or o[k] < 1 then return nil, k .. " must be a positive integer" end
   end
   if not o.ehlo_name:match("^[%w%-%.%[%]:]+$") then return nil, "invalid EHLO name: " .. o.ehlo_name end
@@ -140,11 +142,22 @@ local function resolve_host(facts, o, name, preference)
   facts.dns.queries[#facts.dns.queries + 1] = a
   facts.dns.queries[#facts.dns.queries + 1] = aaaa
   mx.cname = a.cname or aaaa.cname
+  -- each address once (a zone may repeat one), at most max_addresses: a
+  -- hostile zone must not turn one probe into a port scan
+  local seen, dropped = {}, 0
   for _, q in ipairs { a, aaaa } do
     for _, r in ipairs(q.records) do
-      mx.addresses[#mx.addresses + 1] = { address = r.address, family = q.type == "A" and "ipv4" or "ipv6" }
+      if not seen[r.address] then
+        seen[r.address] = true
+        if #mx.addresses < o.max_addresses then
+          mx.addresses[#mx.addresses + 1] = { address = r.address, family = q.type == "A" and "ipv4" or "ipv6" }
+        else
+          dropped = dropped + 1
+        end
+      end
     end
   end
+  if dropped > 0 then mx.addresses_dropped = dropped end
   if #mx.addresses > 0 then
     mx.status = "ok"
   elseif a.status == "nxdomain" or aaaa.status == "nxdomain" then
@@ -208,6 +221,10 @@ local function resolve_mx(facts, o, domain)
   end
   local fns = {}
   for i, h in ipairs(plan.hosts) do
+    if i > o.max_mx then
+      facts.dns.mx_dropped = #plan.hosts - o.max_mx
+      break
+    end
     fns[i] = function() facts.mx[i] = resolve_host(facts, o, h.name, h.preference) end
   end
   run_parallel(fns)
@@ -291,6 +308,16 @@ function Session:command(line, phase)
   return reply, phase
 end
 
+--- The first n PEM certificates of a chain (pure).
+function M.pem_prefix(pem, n)
+  local out = {}
+  for block in pem:gmatch("%-%-%-%-%-BEGIN CERTIFICATE%-%-%-%-%-.-%-%-%-%-%-END CERTIFICATE%-%-%-%-%-") do
+    if #out >= n then break end
+    out[#out + 1] = block
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
 local function extensions_of(reply)
   local ext = {}
   for i = 2, #reply.lines do
@@ -325,9 +352,9 @@ function Session:ehlo(key)
   local t, o = self.t, self.o
   local reply, phase = self:command("EHLO " .. o.ehlo_name)
   t[key] = phase
+  phase.command = "EHLO"
   if not reply then self:stop(phase.status, key) return false end
   if is_2xx(reply) then
-    phase.command = "EHLO"
     phase.extensions = extensions_of(reply)
     return true
   end
@@ -346,7 +373,10 @@ end
 function Session:tls_phase()
   local t, o = self.t, self.o
   local start = core.now()
-  local servername = t.mx and not core.parse_address(t.mx) and t.mx or nil
+  -- SNI carries a host name (RFC 6066 §3): never an address, never a DNS
+  -- name with escapes (a hostile zone's "\027[2J" or "dot\.inside")
+  local servername = t.mx and #t.mx <= 253 and t.mx:match("^[%w][%w%-%.]*$")
+    and not core.parse_address(t.mx) and t.mx or nil
   local info, err, code = self.s:starttls(servername, self:deadline())
   local tls = { handshake_ms = core.now() - start, servername = servername }
   t.tls = tls
@@ -360,7 +390,15 @@ function Session:tls_phase()
   tls.version, tls.cipher, tls.cipher_bits = info.version, info.cipher, info.cipher_bits
   self:log("-", ("TLS established: %s %s"):format(info.version, info.cipher))
   if info.chain_pem then
-    local certs, perr = core.x509_parse(info.chain_pem)
+    local pem = info.chain_pem
+    local certs, perr, pcode = core.x509_parse(pem)
+    if not certs and pcode == "too-long" then
+      -- keep (and judge) the first certificates, leaf first, and say so
+      pem = M.pem_prefix(pem, core.limits.x509_chain_max)
+      tls.chain_error, tls.chain_truncated = perr, true
+      tls.chain_presented = select(2, info.chain_pem:gsub("%-%-%-%-%-BEGIN CERTIFICATE%-%-%-%-%-", ""))
+      certs, perr = core.x509_parse(pem)
+    end
     if certs then
       for _, c in ipairs(certs) do
         for k, v in pairs(c) do if type(v) == "string" then c[k] = text.utf8(v) end end
@@ -369,7 +407,7 @@ function Session:tls_phase()
         end
       end
       t.certificates = certs
-      local v, verr = core.x509_verify(info.chain_pem, { name = t.mx, ca_file = o.ca_file })
+      local v, verr = core.x509_verify(pem, { name = t.mx, ca_file = o.ca_file })
       if v then
         v.ca = v.ca and text.utf8(v.ca)
         t.verify = v
@@ -377,7 +415,7 @@ function Session:tls_phase()
         t.verify = { ok = false, reason = "other", detail = verr }
       end
     else
-      tls.chain_error = perr
+      tls.chain_error = tls.chain_error or perr
     end
   else
     tls.chain_error = info.chain_error or "no certificate presented"
@@ -502,6 +540,7 @@ local function new_facts(query, o)
       ehlo_name = o.ehlo_name, mail_from = o.mail_from, relay_test = o.relay_test,
       relay_rcpt = o.relay_rcpt, resolver = dns.resolver_string(o.resolver_addr),
       ca_file = o.ca_file, per_address = o.per_address,
+      max_mx = o.max_mx, max_addresses = o.max_addresses,
     },
     dns = { resolver = dns.resolver_string(o.resolver_addr), queries = {} },
     mx = {},

@@ -21,9 +21,12 @@ M.modules = {
   "mxprobe.checks.smtp_ehlo",
   "mxprobe.checks.smtp_extensions",
   "mxprobe.checks.smtp_throttle",
+  "mxprobe.checks.smtp_timeout",
+  "mxprobe.checks.smtp_unsolicited",
   "mxprobe.checks.tls_starttls",
   "mxprobe.checks.tls_session",
   "mxprobe.checks.tls_cert",
+  "mxprobe.checks.tls_chain_order",
   "mxprobe.checks.relay",
   "mxprobe.checks.consistency",
 }
