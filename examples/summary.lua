@@ -4,6 +4,8 @@
 --
 --   lua5.4 examples/summary.lua example.org example.net
 --   lua5.4 examples/summary.lua --policy examples/strict-policy.lua < domains.txt
+--   lua5.4 examples/summary.lua --resolver 127.0.53.53 --ca-file spec/lab/state/ca/root.pem \
+--       good.example.test expired.example.test          (against the lab)
 --
 -- Exits like mxprobe itself: 0 ok, 1 warning, 2 critical, 3 could not test.
 -- (Run from the source tree: LUA_PATH="lua/?.lua;lua/?/init.lua;;"
@@ -15,10 +17,14 @@ local judge = require "mxprobe.judge"
 local text = require "mxprobe.report.text"
 
 local domains, policy_file = {}, nil
+local opts = { timeout = 10 }
 local i = 1
 while i <= #arg do
   if arg[i] == "--policy" then
     policy_file = arg[i + 1]
+    i = i + 2
+  elseif arg[i] == "--resolver" or arg[i] == "--ca-file" then
+    opts[arg[i] == "--resolver" and "resolver" or "ca_file"] = arg[i + 1]
     i = i + 2
   else
     domains[#domains + 1] = arg[i]
@@ -42,12 +48,14 @@ if policy_file then
   pol = p
 end
 
-local facts_list, judgements = {}, {}
-for _, d in ipairs(domains) do
-  local facts = mxprobe.probe(d, { timeout = 10 })
-  facts_list[#facts_list + 1] = facts
-  judgements[#judgements + 1] = mxprobe.judge(facts, pol)
+-- all domains at once through one event loop
+local facts_list, err = mxprobe.probe_many(domains, opts)
+if not facts_list then
+  io.stderr:write("summary: ", err, "\n")
+  os.exit(3)
 end
+local judgements = {}
+for n, facts in ipairs(facts_list) do judgements[n] = mxprobe.judge(facts, pol) end
 
 -- our own summary: domain, verdict, grade, MX count, worst findings
 local esc = text.escape
