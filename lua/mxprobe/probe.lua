@@ -484,8 +484,7 @@ function Session:relay()
   t.relay = relay
   local function step(key, line)
     local reply, phase = self:command(line)
-    relay[key] = { command = line, reply = phase.reply, status = phase.status,
-                   error = phase.error, time_ms = phase.time_ms }
+    relay[key] = phase
     if not reply then
       relay.status = phase.status
       self:stop(phase.status, key == "mail_from" and "mail" or (key == "rset" and "rset" or "rcpt"))

@@ -53,6 +53,12 @@ describe("check smtp.unsolicited #unit", function()
                unsolicited = "250 2.1.0 Ok\r\n" } })
     assert.equal("fail", states(j)["smtp.unsolicited"])
   end)
+  it("also sees early replies during the relay test", function()
+    local j = judge.run(facts_with { status = "complete",
+      relay = { status = "tested", mail_from = { status = "ok", command = "MAIL FROM:<a@b.test>",
+        reply = { code = 250, lines = { "ok" } }, unsolicited = "250 2.1.5 Ok\r\n" } } })
+    assert.equal("fail", states(j)["smtp.unsolicited"])
+  end)
   it("stays silent when nothing came early", function()
     assert.is_nil(states(judge.run(facts_with { status = "complete" }))["smtp.unsolicited"])
   end)
