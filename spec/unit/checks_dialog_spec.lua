@@ -90,3 +90,12 @@ describe("probe.pem_prefix #unit", function()
     assert.equal(3, select(2, cut:gsub("BEGIN CERTIFICATE", "")))
   end)
 end)
+
+describe("check dns.mx invalid names #unit", function()
+  it("fails an MX name with DNS escapes, and passes over a plain one", function()
+    local f = facts_with { status = "complete" }
+    f.mx[1].name = "\\027[2j.h.test"
+    assert.equal("fail", states(judge.run(f))["dns.mx.invalid-name"])
+    assert.is_nil(states(judge.run(facts_with { status = "complete" }))["dns.mx.invalid-name"])
+  end)
+end)

@@ -28,12 +28,30 @@ local R = {
   ["dns.mx.unusable"] = "Fix the MX hosts' address records: as published, no sender can reach any MX.",
   ["dns.mx.single"] = "Add a second MX host (or a second address) so that mail is not deferred when the only one is down.",
   ["dns.mx.same-address"] = "Give the MX hosts distinct addresses; several MX names on one address add no redundancy.",
+  ["dns.mx.invalid-name"] = "Point the MX record at a host name of letters, digits and hyphens (RFC 1123 §2.1, RFC 5321 §2.3.5); many senders refuse other names.",
 }
+
+-- a host name in DNS presentation form: letters, digits, hyphens, dots;
+-- anything else (here as ldns escapes: \027, \., \000) is not one
+local function valid_hostname(name)
+  if #name > 253 or not name:match("^[%w_][%w%-_%.]*$") then return false end
+  for label in (name .. "."):gmatch("([^.]*)%.") do
+    if #label == 0 or #label > 63 or label:sub(1, 1) == "-" or label:sub(-1) == "-" then return false end
+  end
+  return true
+end
 
 local function host_findings(mx, out)
   local name = U.str(mx.name) or "?"
   local ref = { mx = name }
   local status = mx.status
+  if not valid_hostname(name) then
+    out[#out + 1] = {
+      code = "dns.mx.invalid-name", state = "fail", target = ref,
+      message = string.format("MX host %s is not a valid host name", name),
+      evidence = "MX " .. name,
+    }
+  end
   local cname = U.tbl(mx.cname)
   if cname and #cname > 0 then
     local chain = {}
@@ -202,7 +220,7 @@ return {
     "dns.mx", "dns.mx.ok", "dns.nxdomain", "dns.servfail", "dns.error",
     "dns.mx.none", "dns.mx.null", "dns.mx.implicit", "dns.mx.cname",
     "dns.mx.no-address", "dns.mx.dangling", "dns.mx.unusable",
-    "dns.mx.single", "dns.mx.same-address",
+    "dns.mx.single", "dns.mx.same-address", "dns.mx.invalid-name",
   },
   remediation = R,
   run = run,
