@@ -11,6 +11,8 @@
 
 local probe = require "mxprobe.probe"
 local facts = require "mxprobe.facts"
+local judge = require "mxprobe.judge"
+local policy_mod = require "mxprobe.policy"
 
 local M = {}
 
@@ -37,14 +39,12 @@ M.encode_facts = facts.encode
 --- Judges facts under a policy (a table from policy.load, a path, or nil
 -- for the default); returns the judgement, or nil, message.
 function M.judge(f, policy, ctx)
-  local judge = require "mxprobe.judge"
-  local pol = require "mxprobe.policy"
   if type(policy) == "string" then
-    local p, err = pol.load(policy)
+    local p, err = policy_mod.load(policy)
     if not p then return nil, err end
     policy = p
   end
-  return judge.run(f, policy or pol.default(), ctx)
+  return judge.run(f, policy or policy_mod.default(), ctx)
 end
 
 --- Renders a report of lists of facts and judgements; opts.format is

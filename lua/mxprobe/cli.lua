@@ -7,6 +7,8 @@ local argparse = require "argparse"
 local mxprobe = require "mxprobe"
 local facts_io = require "mxprobe.facts"
 local probe = require "mxprobe.probe"
+local pol = require "mxprobe.policy"
+local judge = require "mxprobe.judge"
 
 local M = {}
 
@@ -109,7 +111,6 @@ function M.run(argv)
   -- the policy first: a broken policy file should not cost a whole probe run
   local policy
   if not args.facts then
-    local pol = require "mxprobe.policy"
     local err
     if args.policy then
       policy, err = pol.load(args.policy)
@@ -147,7 +148,6 @@ function M.run(argv)
     if not list then return fail(err) end
   end
 
-  local judge = require "mxprobe.judge"
   local judgements = {}
   for i, f in ipairs(list) do
     judgements[i] = judge.run(f, policy)

@@ -10,6 +10,7 @@
 
 local core = require "mxprobe.core"
 local loop = require "mxprobe.loop"
+local stream = require "mxprobe.stream"
 local text = require "mxprobe.text"
 
 local M = {}
@@ -111,7 +112,6 @@ end
 
 -- One exchange over TCP (after truncation): returns msg, or nil, msg, code.
 local function exchange_tcp(res, wire, id, name, qtype, deadline)
-  local stream = require "mxprobe.stream"
   local s, err, code = stream.connect(res.address, res.port, deadline)
   if not s then return nil, err, code end
   local n = #wire

@@ -248,8 +248,13 @@ function Session:deadline()
   return math.min(core.now() + self.o.timeout * 1000, self.probe_deadline)
 end
 
-function Session:elapsed(since)
-  return core.now() - (since or self.start)
+function Session:elapsed()
+  return core.now() - self.start
+end
+
+-- server bytes as evidence: at most 1 KiB, valid UTF-8
+local function evidence(bytes)
+  return text.utf8(text.cut(bytes, 1024))
 end
 
 function Session:log(dir, line)
@@ -258,7 +263,7 @@ function Session:log(dir, line)
     self.t.transcript_truncated = true
     return
   end
-  tr[#tr + 1] = { t_ms = self:elapsed(), dir = dir, line = text.utf8(text.cut(line, 1024)) }
+  tr[#tr + 1] = { t_ms = self:elapsed(), dir = dir, line = evidence(line) }
 end
 
 function Session:log_reply(reply)
@@ -276,7 +281,7 @@ function Session:read(phase)
     end
     phase.status, phase.error = code or "error", err
     local partial = self.s:pending()
-    if #partial > 0 then phase.partial = text.utf8(text.cut(partial, 1024)) end
+    if #partial > 0 then phase.partial = evidence(partial) end
     self:log("-", ("%s: %s"):format(code, err))
     return nil
   end
@@ -286,13 +291,13 @@ function Session:read(phase)
 end
 
 -- Sends one command line and reads its reply into a new phase table.
-function Session:command(line, phase)
-  phase = phase or {}
+function Session:command(line)
+  local phase = {}
   local start = core.now()
   -- bytes that arrived before we asked: pipelining abuse, or a desync
   local early = self.s:pending()
   if #early > 0 then
-    phase.unsolicited = text.utf8(text.cut(early, 1024))
+    phase.unsolicited = evidence(early)
     self:log("-", "unsolicited data before " .. line:match("^%S+"))
     self.s:discard_pending()
   end
@@ -308,14 +313,14 @@ function Session:command(line, phase)
   return reply, phase
 end
 
---- The first n PEM certificates of a chain (pure).
+--- The first n PEM certificates of a chain, and how many it holds (pure).
 function M.pem_prefix(pem, n)
-  local out = {}
+  local out, total = {}, 0
   for block in pem:gmatch("%-%-%-%-%-BEGIN CERTIFICATE%-%-%-%-%-.-%-%-%-%-%-END CERTIFICATE%-%-%-%-%-") do
-    if #out >= n then break end
-    out[#out + 1] = block
+    total = total + 1
+    if total <= n then out[total] = block end
   end
-  return table.concat(out, "\n") .. "\n"
+  return table.concat(out, "\n") .. "\n", total
 end
 
 local function extensions_of(reply)
@@ -394,9 +399,8 @@ function Session:tls_phase()
     local certs, perr, pcode = core.x509_parse(pem)
     if not certs and pcode == "too-long" then
       -- keep (and judge) the first certificates, leaf first, and say so
-      pem = M.pem_prefix(pem, core.limits.x509_chain_max)
+      pem, tls.chain_presented = M.pem_prefix(pem, core.limits.x509_chain_max)
       tls.chain_error, tls.chain_truncated = perr, true
-      tls.chain_presented = select(2, info.chain_pem:gsub("%-%-%-%-%-BEGIN CERTIFICATE%-%-%-%-%-", ""))
       certs, perr = core.x509_parse(pem)
     end
     if certs then
@@ -456,7 +460,7 @@ function Session:run()
       local early = s:pending()
       if #early > 0 then
         -- plaintext after "220 ready" would be read as TLS: note and drop it
-        phase.unsolicited = text.utf8(text.cut(early, 1024))
+        phase.unsolicited = evidence(early)
         s:discard_pending()
       end
       if not self:tls_phase() then return end

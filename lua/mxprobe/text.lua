@@ -27,10 +27,15 @@ end
 function M.cut(s, max)
   if #s <= max then return s end
   local cut = s:sub(1, max)
-  -- back off over a partial UTF-8 sequence at the end
+  -- find the lead byte of the last sequence; drop the sequence only when
+  -- the cut left it incomplete
   local i = #cut
-  while i > 0 and i > #cut - 3 and cut:byte(i) >= 0x80 and cut:byte(i) < 0xC0 do i = i - 1 end
-  if i > 0 and cut:byte(i) >= 0xC0 then cut = cut:sub(1, i - 1) end
+  while i > 1 and i > #cut - 3 and cut:byte(i) >= 0x80 and cut:byte(i) < 0xC0 do i = i - 1 end
+  local lead = cut:byte(i)
+  if lead >= 0xC0 then
+    local need = lead >= 0xF0 and 4 or lead >= 0xE0 and 3 or 2
+    if #cut - i + 1 < need then cut = cut:sub(1, i - 1) end
+  end
   return cut
 end
 

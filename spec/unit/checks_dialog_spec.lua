@@ -86,8 +86,9 @@ describe("probe.pem_prefix #unit", function()
     local probe = require "mxprobe.probe"
     local one = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"
     local pem = (one .. "\n"):rep(5)
-    local cut = probe.pem_prefix(pem, 3)
+    local cut, total = probe.pem_prefix(pem, 3)
     assert.equal(3, select(2, cut:gsub("BEGIN CERTIFICATE", "")))
+    assert.equal(5, total)
   end)
 end)
 

@@ -17,5 +17,8 @@ describe("text.cut #unit", function()
   it("cuts at a character boundary", function()
     assert.equal("ab", text.cut("abü", 3))
     assert.equal("abü", text.cut("abü", 4))
+    -- a complete character at the cut stays; a split one goes
+    assert.equal("abü", text.cut("abüx", 4))
+    assert.equal("ab", text.cut("ab✓x", 4))
   end)
 end)
