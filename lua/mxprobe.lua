@@ -5,7 +5,8 @@
 --   local j = mxprobe.judge(facts)                -- findings, scores, verdict
 --   io.write(mxprobe.report({ facts }, { j }, { format = "text" }))
 --
--- The layers, each usable alone: probe (facts from real servers), judge
+-- The layers, each usable alone: probe (facts from real servers, through
+-- the gatherers of mxprobe.gather), judge
 -- (checks + score under a policy), report (text or JSON). Nothing here
 -- prints or exits; that is the CLI's job.
 
@@ -25,10 +26,17 @@ function M.probe(query, opts)
   return probe.probe(query, opts)
 end
 
---- Probes many queries concurrently; on_facts(facts, i) is called as each
--- one finishes. Returns the list of facts (in the order of queries).
-function M.probe_many(queries, opts, on_facts)
-  return probe.probe_many(queries, opts, on_facts)
+--- Probes a stream of queries concurrently (at most opts.concurrency in
+-- flight): source is a list of query strings or an iterator returning them;
+-- sink(facts, i) receives each facts table as it finishes, and nothing is
+-- kept. Returns the number of queries, or nil, message for bad options.
+function M.probe_many(source, opts, sink)
+  return probe.probe_many(source, opts, sink)
+end
+
+--- Probes a list of queries; returns the list of facts in their order.
+function M.probe_list(queries, opts)
+  return probe.probe_list(queries, opts)
 end
 
 --- Loads saved facts (JSON, JSON array or JSON Lines): list, or nil, msg.

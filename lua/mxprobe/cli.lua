@@ -136,15 +136,13 @@ function M.run(argv)
     local res, err = mxprobe.probe_many(args.query, probe_options(args), function(f)
       out:write(facts_io.encode(f), "\n")
       out:flush()
+      if f.error then io.stderr:write("mxprobe: ", f.query, ": ", f.error, "\n") end
     end)
     if not res then return fail(err) end
-    for _, f in ipairs(res) do
-      if f.error then io.stderr:write("mxprobe: ", f.query, ": ", f.error, "\n") end
-    end
     return 0
   else
     local err
-    list, err = mxprobe.probe_many(args.query, probe_options(args))
+    list, err = mxprobe.probe_list(args.query, probe_options(args))
     if not list then return fail(err) end
   end
 

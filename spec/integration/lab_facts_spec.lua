@@ -1,6 +1,7 @@
 -- The facts of every lab scenario, gathered from the real servers of the
 -- lab (NSD + Unbound + Postfix on loopback; spec/lab/README.md).
 local mxprobe = require "mxprobe"
+local facts_mod = require "mxprobe.facts"
 local lab = require "support.lab"
 
 local DOMAINS = {
@@ -19,17 +20,29 @@ describe("probe of the lab #integration", function()
     for i, d in ipairs(DOMAINS) do queries[i] = d .. ".example.test" end
     local core = require "mxprobe.core"
     local start = core.now()
-    local list = assert(mxprobe.probe_many(queries, lab.options { timeout = 5 }))
+    local list = assert(mxprobe.probe_list(queries, lab.options { timeout = 5 }))
     elapsed = core.now() - start
     for i, d in ipairs(DOMAINS) do F[d] = list[i] end
   end)
 
-  local function target(d, i) return F[d].targets[i or 1] end
+  -- the dialog facts of a target, and the target itself
+  local function target(d, i) return F[d].targets[i or 1].smtp end
+  local function where(d, i) return F[d].targets[i or 1] end
 
   it("probes every domain concurrently: all of them take about as long as the slowest", function()
     -- the blackhole's 5 s connect timeout is the slowest single phase
     assert.is_true(elapsed < 15000, ("took %.0f ms"):format(elapsed))
-    for _, d in ipairs(DOMAINS) do assert.equal("mxprobe.facts/1", F[d].schema) end
+    for _, d in ipairs(DOMAINS) do assert.equal("mxprobe.facts/2", F[d].schema) end
+  end)
+
+  it("gathers facts that the v2 schema validates, for every scenario", function()
+    for _, d in ipairs(DOMAINS) do
+      local ok, errs = facts_mod.validate(F[d])
+      assert.is_true(ok, d .. ": " .. table.concat(errs or {}, "; "))
+      -- and they survive JSON: what --facts writes is what --from-facts reads
+      local back = assert(facts_mod.decode(facts_mod.encode(F[d])))[1]
+      assert.is_true((facts_mod.validate(back)), d .. " after JSON")
+    end
   end)
 
   describe("good.example.test (two healthy MX)", function()
@@ -39,7 +52,7 @@ describe("probe of the lab #integration", function()
       assert.is_true(f.dns.mx.ad)
       assert.same({ "mx1.good.example.test", "mx2.good.example.test" }, { f.mx[1].name, f.mx[2].name })
       assert.same({ 10, 20 }, { f.mx[1].preference, f.mx[2].preference })
-      assert.same({ "127.0.1.1", "127.0.1.2" }, { target("good", 1).address, target("good", 2).address })
+      assert.same({ "127.0.1.1", "127.0.1.2" }, { where("good", 1).address, where("good", 2).address })
     end)
     it("runs the whole dialog on each target", function()
       for i = 1, 2 do
@@ -177,10 +190,10 @@ describe("probe of the lab #integration", function()
       assert.is_true(t.connect.time_ms >= 4900)
     end)
     it("probes an IPv6-only MX on ::1", function()
-      local t = target("v6only")
+      local t = where("v6only")
       assert.equal("ipv6", t.family)
       assert.equal("::1", t.address)
-      assert.equal("complete", t.status)
+      assert.equal("complete", t.smtp.status)
     end)
   end)
 
@@ -194,7 +207,7 @@ describe("probe of the lab #integration", function()
       assert.equal("nodata", f.dns.mx.status)
       assert.is_true(f.dns.implicit_mx)
       assert.equal("127.0.13.1", f.targets[1].address)
-      assert.equal("complete", f.targets[1].status)
+      assert.equal("complete", f.targets[1].smtp.status)
     end)
     it("records NXDOMAIN", function()
       assert.equal("nxdomain", F.nxdomain.dns.mx.status)
@@ -203,12 +216,12 @@ describe("probe of the lab #integration", function()
     it("records an MX that is a CNAME, and follows it", function()
       local mx = F.mxcname.mx[1]
       assert.equal("alias.mxcname.example.test", mx.name)
-      assert.same({ "mx1.good.example.test" }, mx.cname)
+      assert.same({ "mx1.good.example.test" }, mx.dns.cname)
       assert.equal("127.0.1.1", F.mxcname.targets[1].address)
     end)
     it("records a dangling MX and an MX without address", function()
-      assert.equal("nxdomain", F.dangling.mx[1].status)
-      assert.equal("no-address", F.noaddr.mx[1].status)
+      assert.equal("nxdomain", F.dangling.mx[1].dns.status)
+      assert.equal("no-address", F.noaddr.mx[1].dns.status)
       assert.equal(0, #F.dangling.targets + #F.noaddr.targets)
     end)
     it("records MX hosts sharing one address", function()
@@ -218,8 +231,8 @@ describe("probe of the lab #integration", function()
     end)
     it("records one MX with TLS and one without", function()
       local f = F.mixed
-      assert.equal("ok", f.targets[1].tls.status)
-      assert.is_nil(f.targets[2].tls)
+      assert.equal("ok", f.targets[1].smtp.tls.status)
+      assert.is_nil(f.targets[2].smtp.tls)
     end)
   end)
 end)

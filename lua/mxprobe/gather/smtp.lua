@@ -1,0 +1,384 @@
+-- Gatherer smtp -- the SMTP dialog with one target, as a sending server
+-- would hold it, plus the relay test.
+--
+--   connect -> complete banner (not one byte sent before the final "220 ")
+--   -> EHLO (HELO if EHLO is refused) -> STARTTLS if offered -> handshake
+--   -> EHLO again -> MAIL FROM, RCPT TO an outside address, RCPT TO
+--   postmaster@domain (control) -> RSET -> QUIT.   DATA is never sent.
+--
+-- Scope:  target (one MX host address). Holds one of the run's per-address
+--         slots for the whole dialog.
+-- Writes: targets[i].smtp (docs/facts.md): every phase as it came -- a
+--         421, a timeout or a refused STARTTLS is recorded, not raised.
+-- Intrusive: the relay test (MAIL FROM / RCPT TO, never DATA); off with
+--         relay_test = false.
+
+local core = require "mxprobe.core"
+local conn = require "mxprobe.conn"
+local framers = require "mxprobe.framers"
+local text = require "mxprobe.text"
+local S = require "mxprobe.schema"
+local T = require "mxprobe.facttypes"
+
+local M = {
+  id = "smtp", title = "SMTP dialog, STARTTLS, TLS and the relay test",
+  scope = "target", key = "smtp", needs = { "addresses" },
+  intrusive = "relay test: MAIL FROM and RCPT TO an outside address (never DATA); relay_test = false skips it",
+}
+
+-- the phases of the dialog, in order: facts keys and stopped_at values
+M.PHASES = { "connect", "banner", "ehlo", "starttls", "tls", "ehlo_tls",
+             "mail_from", "rcpt_external", "rcpt_control", "rset", "quit" }
+
+local cert = S.record({
+  subject = S.str, issuer = S.str, subject_cn = S.str, san_dns = S.list(S.str), san_ip = S.list(S.str),
+  san_count = S.int, not_before = S.int, not_after = S.int, serial = S.str, key_type = S.str,
+  key_bits = S.int, curve = S.str, sig_alg = S.str, sha256 = S.str, spki_sha256 = S.str,
+  is_ca = S.bool, self_issued = S.bool, version = S.int, unknown_critical = S.list(S.str),
+})
+
+local verify = S.record({
+  ok = S.bool, reason = S.str, detail = S.str, depth = S.int,
+  errors = S.list(S.record { depth = S.int, reason = S.str, detail = S.str }),
+  errors_truncated = S.bool, name = S.str, name_match = S.bool, ca = S.str, chain_length = S.int,
+}, { "ok" })
+
+local tls = S.record({
+  status = T.phase_status, error = S.str, version = S.str, cipher = S.str, cipher_bits = S.int,
+  handshake_ms = S.num, servername = S.str, protocols = S.str, chain_pem = S.str,
+  chain_pem_omitted = S.int, chain_error = S.str, chain_truncated = S.bool, chain_presented = S.int,
+}, { "status" })
+
+M.schema = S.record({
+  status = S.enum { "complete", "rejected", "timeout", "refused", "unreachable", "reset", "closed",
+                    "tls", "protocol", "too-long", "error" },
+  stopped_at = S.enum(M.PHASES), error = S.str, time_ms = S.num, source = S.str,
+  connect = T.phase, banner = T.phase, ehlo = T.phase, starttls = T.phase, tls = tls,
+  certificates = S.list(cert), verify = verify, ehlo_tls = T.phase, quit = T.phase,
+  relay = S.record({
+    status = S.enum { "tested", "skipped", "rejected", "timeout", "refused", "unreachable", "reset",
+                      "closed", "tls", "protocol", "too-long", "error" },
+    mail_from = T.phase, rcpt_external = T.phase, rcpt_control = T.phase, rset = T.phase,
+  }, { "status" }),
+  transcript = S.list(S.record({ t_ms = S.num, dir = S.enum { "C", "S", "-" }, line = S.str },
+                               { "t_ms", "dir", "line" })),
+  transcript_truncated = S.bool,
+}, { "status", "time_ms", "transcript" })
+
+M.TRANSCRIPT_MAX = 400       -- transcript entries kept per target
+M.CHAIN_PEM_MAX = 128 * 1024 -- bytes of the presented chain kept in the facts
+
+local Session = {}
+Session.__index = Session
+
+local function new_session(t, ctx, domain)
+  local now = core.now()
+  local o = ctx.options
+  return setmetatable({
+    s = { transcript = {} }, o = o, domain = domain, mx = t.mx,
+    address = t.address, port = t.port, start = now,
+    probe_deadline = now + o.probe_timeout * 1000,
+  }, Session)
+end
+
+function Session:deadline()
+  return math.min(core.now() + self.o.timeout * 1000, self.probe_deadline)
+end
+
+function Session:elapsed()
+  return core.now() - self.start
+end
+
+-- server bytes as evidence: at most 1 KiB, valid UTF-8
+local function evidence(bytes)
+  return text.utf8(text.cut(bytes, 1024))
+end
+
+function Session:log(dir, line)
+  local tr = self.s.transcript
+  if #tr >= M.TRANSCRIPT_MAX then
+    self.s.transcript_truncated = true
+    return
+  end
+  tr[#tr + 1] = { t_ms = self:elapsed(), dir = dir, line = evidence(line) }
+end
+
+function Session:log_reply(reply)
+  for i, l in ipairs(reply.lines) do
+    self:log("S", ("%03d%s%s"):format(reply.code, i == #reply.lines and " " or "-", l))
+  end
+end
+
+-- Reads one reply into phase (status, reply, error); returns the reply or nil.
+function Session:read(phase)
+  local reply, err, code = self.c:read_frame(framers.smtp, self:deadline())
+  if not reply then
+    if code == "timeout" and core.now() >= self.probe_deadline then
+      err = "probe deadline reached: " .. err
+    end
+    phase.status, phase.error = code or "error", err
+    local partial = self.c:pending()
+    if #partial > 0 then phase.partial = evidence(partial) end
+    self:log("-", ("%s: %s"):format(code, err))
+    return nil
+  end
+  self:log_reply(reply)
+  phase.status, phase.reply = "ok", text.reply(reply)
+  return reply
+end
+
+-- Sends one command line and reads its reply into a new phase table.
+function Session:command(line)
+  local verb = line:match("^%S+")
+  local phase = { command = verb, line = line }
+  local start = core.now()
+  -- bytes that arrived before we asked: pipelining abuse, or a desync
+  local early = self.c:pending()
+  if #early > 0 then
+    phase.unsolicited = evidence(early)
+    self:log("-", "unsolicited data before " .. verb)
+    self.c:discard_pending()
+  end
+  self:log("C", line)
+  local ok, err, code = self.c:send(line .. "\r\n", self:deadline())
+  if not ok then
+    phase.status, phase.error = code or "error", err
+    return nil, phase
+  end
+  local reply = self:read(phase)
+  phase.time_ms = core.now() - start
+  return reply, phase
+end
+
+--- The first n PEM certificates of a chain (pure).
+function M.pem_prefix(pem, n)
+  local out = {}
+  for block in pem:gmatch("%-%-%-%-%-BEGIN CERTIFICATE%-%-%-%-%-.-%-%-%-%-%-END CERTIFICATE%-%-%-%-%-") do
+    if #out >= n then break end
+    out[#out + 1] = block
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+local function extensions_of(reply)
+  local ext = {}
+  for i = 2, #reply.lines do
+    local kw, param = reply.lines[i]:match("^%s*([%w][%w%-]*)%s*(.-)%s*$")
+    if kw then ext[kw:upper()] = param end
+  end
+  return ext
+end
+
+local function is_2xx(reply) return reply and reply.code >= 200 and reply.code < 300 end
+
+-- Ends the dialog: status word and the phase (facts key) where it stopped.
+function Session:stop(status, phase_name)
+  self.s.status = status
+  self.s.stopped_at = phase_name
+end
+
+function Session:quit()
+  local reply, phase = self:command("QUIT")
+  self.s.quit = phase
+  return reply
+end
+
+-- Ends the dialog politely after a reply that refuses us (421, 554 ...).
+function Session:refused(phase_name, reply)
+  self:stop("rejected", phase_name)
+  if reply and reply.code ~= 421 then self:quit() end
+end
+
+function Session:ehlo(key)
+  local s, o = self.s, self.o
+  local reply, phase = self:command("EHLO " .. o.ehlo_name)
+  s[key] = phase
+  if not reply then self:stop(phase.status, key) return false end
+  if is_2xx(reply) then
+    phase.extensions = extensions_of(reply)
+    return true
+  end
+  if reply.code == 421 then self:stop("rejected", key) return false end
+  -- EHLO refused: fall back to HELO as RFC 5321 §3.2 allows
+  local helo, hphase = self:command("HELO " .. o.ehlo_name)
+  hphase.ehlo_reply = phase.reply
+  hphase.extensions = {}
+  s[key] = hphase
+  if not helo then self:stop(hphase.status, key) return false end
+  if not is_2xx(helo) then self:refused(key, helo) return false end
+  return true
+end
+
+-- SNI carries a host name (RFC 6066 §3): never an address, never a DNS
+-- name with escapes (a hostile zone's "\027[2J" or "dot\.inside")
+local function sni_of(name)
+  if name and #name <= 253 and name:match("^[%w][%w%-%.]*$") and not core.parse_address(name) then
+    return name
+  end
+  return nil
+end
+
+-- certificate fields are server bytes: valid UTF-8 in the facts
+local function clean_certs(certs)
+  for _, c in ipairs(certs) do
+    for k, v in pairs(c) do if type(v) == "string" then c[k] = text.utf8(v) end end
+    for _, list in ipairs { c.san_dns or {}, c.san_ip or {} } do
+      for i, v in ipairs(list) do list[i] = text.utf8(v) end
+    end
+  end
+end
+
+-- The presented chain: fields and verification from one decode.
+function Session:chain(tls, pem)
+  local s = self.s
+  local r, err = core.x509_chain(pem, { name = self.mx, ca_file = self.o.ca_file })
+  if not r then
+    tls.chain_error = err
+    return
+  end
+  if r.truncated then
+    -- the first certificates, leaf first, are kept and judged, and we say so
+    tls.chain_truncated, tls.chain_presented = true, r.presented
+    tls.chain_error = ("more than %d certificates"):format(core.limits.x509_chain_max)
+    pem = M.pem_prefix(pem, core.limits.x509_chain_max)
+  end
+  if #pem <= M.CHAIN_PEM_MAX then tls.chain_pem = pem else tls.chain_pem_omitted = #pem end
+  clean_certs(r.certificates)
+  s.certificates = r.certificates
+  if r.verify then
+    r.verify.ca = r.verify.ca and text.utf8(r.verify.ca)
+    s.verify = r.verify
+  else
+    s.verify = { ok = false, reason = "other", detail = r.verify_error }
+  end
+end
+
+function Session:tls_phase()
+  local s = self.s
+  local start = core.now()
+  local servername = sni_of(self.mx)
+  local info, err, code = self.c:starttls(servername, self:deadline())
+  local tls = { handshake_ms = core.now() - start, servername = servername }
+  s.tls = tls
+  if not info then
+    tls.status, tls.error = code or "tls", err
+    self:log("-", "TLS handshake failed: " .. tostring(err))
+    self:stop(tls.status, "tls")
+    return false
+  end
+  tls.status = "ok"
+  tls.version, tls.cipher, tls.cipher_bits = info.version, info.cipher, info.cipher_bits
+  tls.protocols = info.protocols
+  self:log("-", ("TLS established: %s %s"):format(info.version, info.cipher))
+  if info.chain_pem then
+    self:chain(tls, info.chain_pem)
+  else
+    tls.chain_error = info.chain_error or "no certificate presented"
+  end
+  return true
+end
+
+-- MAIL FROM, RCPT TO outside, RCPT TO postmaster@domain, RSET.
+-- Returns false when the dialog cannot go on.
+function Session:relay()
+  local s, o = self.s, self.o
+  local relay = { status = "tested" }
+  s.relay = relay
+  local function step(key, line)
+    local reply, phase = self:command(line)
+    relay[key] = phase
+    if not reply then
+      relay.status = phase.status
+      self:stop(phase.status, key)
+      return nil
+    end
+    if reply.code == 421 then
+      relay.status = "rejected"
+      self:stop("rejected", key)
+      return nil
+    end
+    return reply
+  end
+  local mail = step("mail_from", ("MAIL FROM:<%s>"):format(o.mail_from))
+  if not mail then return false end
+  if is_2xx(mail) then
+    if not step("rcpt_external", ("RCPT TO:<%s>"):format(o.relay_rcpt)) then return false end
+    if self.domain then
+      if not step("rcpt_control", ("RCPT TO:<postmaster@%s>"):format(self.domain)) then return false end
+    end
+  end
+  if not step("rset", "RSET") then return false end
+  return true
+end
+
+-- The whole dialog; fills self.s.
+function Session:run()
+  local s, o = self.s, self.o
+  local cstart = core.now()
+  local c, err, code = conn.connect(self.address, self.port, math.min(cstart + o.timeout * 1000, self.probe_deadline))
+  s.connect = { time_ms = core.now() - cstart }
+  if not c then
+    s.connect.status, s.connect.error = code or "error", err
+    self:log("-", err)
+    return self:stop(s.connect.status, "connect")
+  end
+  self.c = c
+  s.connect.status = "ok"
+  s.source = c.source
+  self:log("-", "connected")
+
+  -- banner: the complete reply, however long postscreen makes us wait
+  s.banner = {}
+  local banner = self:read(s.banner)
+  s.banner.time_ms = core.now() - cstart
+  if c.first_byte then s.banner.first_byte_ms = c.first_byte - cstart end
+  if not banner then return self:stop(s.banner.status, "banner") end
+  if banner.code ~= 220 then return self:refused("banner", banner) end
+
+  if not self:ehlo("ehlo") then return end
+
+  if s.ehlo.extensions.STARTTLS then
+    local reply, phase = self:command("STARTTLS")
+    s.starttls = phase
+    if not reply then return self:stop(phase.status, "starttls") end
+    if reply.code == 220 then
+      local early = c:pending()
+      if #early > 0 then
+        -- plaintext after "220 ready" would be read as TLS: note and drop it
+        phase.unsolicited = evidence(early)
+        c:discard_pending()
+      end
+      if not self:tls_phase() then return end
+      if not self:ehlo("ehlo_tls") then return end
+    elseif reply.code == 421 then
+      return self:stop("rejected", "starttls")
+    end
+    -- any other answer (454 ...): a sender goes on in plaintext, and so do we
+  end
+
+  if o.relay_test then
+    if not self:relay() then return end
+  else
+    s.relay = { status = "skipped" }
+  end
+  self:quit()
+  self:stop("complete", nil)
+end
+
+function M.run(t, ctx, env)
+  local slot = ctx:semaphore(t.address, t.port)
+  slot:acquire()
+  local session = new_session(t, ctx, env.facts.kind ~= "address" and env.facts.domain or nil)
+  local ok, err = pcall(session.run, session)
+  if session.c then session.c:close() end
+  slot:release()
+  local s = session.s
+  if not ok then
+    -- a bug, not a network fact: keep what was gathered, say what broke
+    s.status, s.error = "error", "internal error: " .. tostring(err)
+  end
+  s.time_ms = session:elapsed()
+  return s
+end
+
+return M

@@ -1,0 +1,139 @@
+-- mxprobe.run: the options of a run and the context every gatherer gets.
+--
+--   run.options(opts) -> options (defaults merged, checked) | nil, message
+--   run.new(opts)     -> ctx | nil, message
+--
+-- The context is what gatherers share during one run (one probe or one
+-- probe_many): the checked options, the resolver, the per-address
+-- connection caps, the clock, caches, and the prober's identity that goes
+-- into every facts table. It is not the options table: gatherers read
+-- ctx.options and never write it.
+
+local core = require "mxprobe.core"
+local loop = require "mxprobe.loop"
+local dns = require "mxprobe.dns"
+
+local M = {}
+
+M.VERSION = "0.2.0"
+
+M.defaults = {
+  port = 25,
+  timeout = 15,              -- seconds, per phase
+  probe_timeout = 90,        -- seconds, per target in all
+  dns_timeout = 5,           -- seconds, per DNS query
+  ehlo_name = nil,           -- default: the local host name
+  mail_from = "mxprobe@example.net",
+  relay_rcpt = "mxprobe-relay-test@example.net",
+  relay_test = true,
+  per_address = 2,           -- simultaneous connections to one address
+  max_mx = 16,               -- MX hosts probed per domain (by preference)
+  max_addresses = 16,        -- addresses probed per MX host
+  concurrency = 64,          -- queries (domains) in flight at once
+  resolver = nil,            -- "ADDR[:PORT]"; default /etc/resolv.conf
+  ca_file = nil,             -- default: the system CA store
+}
+
+local function local_hostname()
+  local f = io.open("/etc/hostname", "r")
+  local name = f and f:read("l")
+  if f then f:close() end
+  if name and name:match("^[%w%-%.]+$") and name:find("%.") then return name end
+  return "mxprobe.invalid"
+end
+
+--- Options merged over the defaults, checked; or nil, message.
+function M.options(opts)
+  local o = {}
+  for k, v in pairs(M.defaults) do o[k] = v end
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.ehlo_name = o.ehlo_name or local_hostname()
+  for _, k in ipairs { "timeout", "probe_timeout", "dns_timeout" } do
+    if type(o[k]) ~= "number" or o[k] <= 0 then
+      return nil, ("%s must be a positive number of seconds"):format(k)
+    end
+  end
+  if math.type(o.port) ~= "integer" or o.port < 1 or o.port > 65535 then
+    return nil, "port must be an integer from 1 to 65535"
+  end
+  for _, k in ipairs { "per_address", "concurrency", "max_mx", "max_addresses" } do
+    if math.type(o[k]) ~= "integer" or o[k] < 1 then return nil, k .. " must be a positive integer" end
+  end
+  if not o.ehlo_name:match("^[%w%-%.%[%]:]+$") then return nil, "invalid EHLO name: " .. o.ehlo_name end
+  for _, k in ipairs { "mail_from", "relay_rcpt" } do
+    if not o[k]:match("^[^%s<>@]*@[%w%-%.]+$") then return nil, ("invalid address for %s: %s"):format(k, o[k]) end
+  end
+  local res, err
+  if o.resolver then res, err = dns.parse_resolver(o.resolver) else res, err = dns.system_resolver() end
+  if not res then return nil, err end
+  o.resolver_addr = res
+  if o.ca_file then
+    local f = io.open(o.ca_file, "r")
+    if not f then return nil, "cannot read CA file " .. o.ca_file end
+    f:close()
+  end
+  return o
+end
+
+-- the versions of everything that shapes what a probe sees
+local function versions()
+  local v = { mxprobe = M.VERSION, core = core.version, lua = _VERSION }
+  for k, x in pairs(core.library_versions or {}) do v[k] = x end
+  return v
+end
+
+local Ctx = {}
+Ctx.__index = Ctx
+
+--- A new run context; or nil, message for bad options.
+function M.new(opts)
+  local o, err = M.options(opts)
+  if not o then return nil, err end
+  local id = core.random_bytes(16):gsub(".", function(c) return ("%02x"):format(c:byte()) end)
+  return setmetatable({
+    options = o,
+    resolver = o.resolver_addr,
+    slots = {},          -- "address|port" -> semaphore, shared by the run
+    cache = {},          -- per-run caches, one sub-table per gatherer id
+    run = {
+      id = id,
+      tool = { name = "mxprobe", version = M.VERSION },
+      versions = versions(),
+      prober = { ehlo_name = o.ehlo_name, mail_from = o.mail_from, relay_rcpt = o.relay_rcpt },
+    },
+  }, Ctx)
+end
+
+--- Monotonic milliseconds, and the wall clock in epoch seconds.
+Ctx.now = function() return core.now() end
+Ctx.time = function() return core.time() end
+
+--- The connection cap of one destination (per_address simultaneous
+-- connections), shared by every probe of the run.
+function Ctx:semaphore(address, port)
+  local key = address .. "|" .. port
+  local s = self.slots[key]
+  if not s then
+    s = loop.semaphore(self.options.per_address)
+    self.slots[key] = s
+  end
+  return s
+end
+
+--- The deadline of one DNS query started now.
+function Ctx:dns_deadline()
+  return core.now() + self.options.dns_timeout * 1000
+end
+
+--- The identity of the prober, a fresh copy for one facts table.
+function Ctx:identity()
+  local r = self.run
+  local v = {}
+  for k, x in pairs(r.versions) do v[k] = x end
+  return {
+    id = r.id, tool = { name = r.tool.name, version = r.tool.version }, versions = v,
+    prober = { ehlo_name = r.prober.ehlo_name, mail_from = r.prober.mail_from, relay_rcpt = r.prober.relay_rcpt },
+  }
+end
+
+return M

@@ -1,0 +1,151 @@
+-- The facts schema v2 (docs/facts.md): the validator, the gatherers'
+-- declarations it is made of, and the JSON encoder's knowledge of lists.
+local S = require "mxprobe.schema"
+local facts = require "mxprobe.facts"
+local json = require "mxprobe.json"
+local gather = require "mxprobe.gather"
+
+local function minimal()
+  return {
+    schema = "mxprobe.facts/2",
+    run = { id = ("ab"):rep(16), tool = { name = "mxprobe", version = "0.2.0" },
+            versions = { mxprobe = "0.2.0" }, prober = { ehlo_name = "a.test" } },
+    query = "[192.0.2.1]", kind = "address", started = 1, finished = 2, mx = {},
+    targets = { { address = "192.0.2.1", family = "ipv4", port = 25,
+                  smtp = { status = "refused", stopped_at = "connect", time_ms = 1.5, transcript = {},
+                           connect = { status = "refused", error = "connect 192.0.2.1:25: refused" } } } },
+  }
+end
+
+describe("facts.validate #unit", function()
+  it("accepts a well-formed v2 facts table", function()
+    assert.is_true(facts.validate(minimal()))
+  end)
+  it("names an unknown field, a wrong type and a missing field by their path", function()
+    local f = minimal()
+    f.targets[1].smtp.bogus = 1
+    f.targets[1].port = "25"
+    f.run.id = nil
+    local ok, errs = facts.validate(f)
+    assert.is_nil(ok)
+    table.sort(errs)
+    assert.same({
+      "facts.run: field id missing",
+      "facts.targets[1].port: integer expected, got string",
+      "facts.targets[1].smtp: unknown field bogus",
+    }, errs)
+  end)
+  it("refuses a stop outside the one phase vocabulary", function()
+    local f = minimal()
+    f.targets[1].smtp.stopped_at = "mail"   -- v1's name for mail_from
+    local ok, errs = facts.validate(f)
+    assert.is_nil(ok)
+    assert.matches('^facts%.targets%[1%]%.smtp%.stopped_at: "mail" is not one of connect banner ehlo', errs[1])
+  end)
+  it("refuses a table that appears twice", function()
+    local f = minimal()
+    local shared = { "alias.example.test" }
+    f.kind, f.domain = "host", "mx.example.test"
+    local q = function() return { name = "mx.example.test", type = "A", status = "ok", records = {}, cname = shared } end
+    f.mx[1] = { name = "mx.example.test", preference = 0,
+                dns = { status = "no-address", a = q(), aaaa = q(), addresses = {} } }
+    local ok, errs = facts.validate(f)
+    assert.is_nil(ok)
+    assert.same({ "facts.mx[1].dns.aaaa.cname: the same table as facts.mx[1].dns.a.cname (each fact has one place)" },
+      errs)
+  end)
+  it("refuses NaN, infinity and a list with a hole", function()
+    local f = minimal()
+    f.targets[1].smtp.time_ms = 0 / 0
+    f.started = math.huge
+    f.targets[1].smtp.transcript = { [2] = { t_ms = 1, dir = "C", line = "x" } }
+    local ok, errs = facts.validate(f)
+    assert.is_nil(ok)
+    table.sort(errs)
+    assert.same({
+      "facts.started: number expected, got infinity",
+      "facts.targets[1].smtp.time_ms: number expected, got NaN",
+      "facts.targets[1].smtp.transcript: list expected (keys 1..n)",
+    }, errs)
+  end)
+end)
+
+describe("mxprobe.json #unit", function()
+  it("writes an empty list as [] and an empty map as {}", function()
+    local s = json.encode({ targets = {}, mx = {}, options = {}, extensions = {} })
+    assert.equal("[]", s:match('"targets":(%b[])'))
+    assert.equal("[]", s:match('"mx":(%b[])'))
+    assert.equal("{}", s:match('"options":(%b{})'))
+    assert.equal("{}", s:match('"extensions":(%b{})'))
+  end)
+  it("knows every list of the facts schema", function()
+    local missing = {}
+    for k in pairs(S.list_fields(facts.schema())) do
+      if not json.LIST_KEYS[k] then missing[#missing + 1] = k end
+    end
+    assert.same({}, missing)
+  end)
+  it("keeps a server's bytes valid JSON and cannot be fooled by the placeholder", function()
+    local s = json.encode({ lines = { "\255\254[]", "a\0b\27[2J" } })
+    assert.equal('{"lines":["\\\\xFF\\\\xFE[]","a\\u0000b\\u001b[2J"]}', s)
+  end)
+  it("round-trips facts through JSON into what the validator accepts", function()
+    local back = assert(facts.decode(facts.encode(minimal())))
+    assert.is_true(facts.validate(back[1]))
+    assert.same(minimal().targets, back[1].targets)
+  end)
+end)
+
+describe("facts.decode #unit", function()
+  it("refuses v1 facts with one line that says what to do", function()
+    local l, err = facts.decode('{"schema":"mxprobe.facts/1","query":"x"}', "old.jsonl")
+    assert.is_nil(l)
+    assert.equal("old.jsonl: facts schema mxprobe.facts/1 (mxprobe 0.1); this mxprobe reads mxprobe.facts/2 -- probe again", err)
+  end)
+  it("says a directory is not a facts file", function()
+    local l, err = facts.load("spec")
+    assert.is_nil(l)
+    assert.equal("cannot read facts file spec: Is a directory", err)
+  end)
+end)
+
+describe("the gatherer registry #unit", function()
+  local list = gather.list()
+  it("lists gatherers that declare what they are", function()
+    assert.same({ "mx", "addresses", "smtp" }, (function()
+      local ids = {}
+      for i, g in ipairs(list) do ids[i] = g.id end
+      return ids
+    end)())
+    for _, g in ipairs(list) do
+      assert.is_string(g.title)
+      assert.truthy(({ domain = true, mx = true, target = true })[g.scope], g.id)
+      assert.is_string(g.key)
+      assert.is_table(g.needs)
+      assert.is_function(g.run)
+      assert.is_table(g.schema, g.id .. " declares the facts it writes")
+      assert.truthy(g.intrusive == false or type(g.intrusive) == "string", g.id)
+    end
+  end)
+  it("gives each facts key of a scope to one gatherer, and needs only registered ones", function()
+    local by_id, keys = {}, {}
+    for _, g in ipairs(list) do by_id[g.id] = g end
+    for _, g in ipairs(list) do
+      local k = g.scope .. "." .. g.key
+      assert.is_nil(keys[k], k .. " written twice")
+      keys[k] = g.id
+      for _, n in ipairs(g.needs) do assert.is_table(by_id[n], g.id .. " needs " .. n) end
+    end
+  end)
+  it("marks the relay test as intrusive and nothing else", function()
+    for _, g in ipairs(list) do
+      if g.id == "smtp" then assert.matches("never DATA", g.intrusive) else assert.is_false(g.intrusive) end
+    end
+  end)
+  it("has a section in docs/facts.md for each gatherer", function()
+    local doc = assert(io.open("docs/facts.md")):read("a")
+    for _, g in ipairs(list) do
+      assert.truthy(doc:find("(gatherer `" .. g.id .. "`)", 1, true), g.id)
+    end
+  end)
+end)
