@@ -198,6 +198,13 @@ function M.query(res, name, qtype, deadline)
     rec.status, rec.error = code or "error", err
     return rec
   end
+  return M.answer(rec, msg, name, qtype)
+end
+
+--- Fills the query record rec from a parsed answer msg (core.dns_parse) to
+-- the question name/qtype: rcode, ad, cname, status, records, truncated.
+-- Pure: no I/O. Returns rec.
+function M.answer(rec, msg, name, qtype)
   rec.rcode, rec.ad = msg.rcode, msg.ad
   local owner, chain = follow_cnames(msg.answer, name)
   if not owner then

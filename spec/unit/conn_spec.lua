@@ -6,6 +6,7 @@
 local core = require "mxprobe.core"
 local conn = require "mxprobe.conn"
 local framers = require "mxprobe.framers"
+local dns = require "mxprobe.dns"
 
 local WANT, CLOSED = {}, {}
 local function failure(msg, code) return { msg = msg, code = code } end
@@ -133,6 +134,52 @@ describe("conn:read_frame #unit", function()
     assert.equal("connection closed by the server", err)
     assert.equal("closed", code)
     assert.equal("\0\5xy", c:pending())
+  end)
+end)
+
+-- a DNS answer to "t.test TXT": one record of five 255-byte strings (past
+-- the codec's text limit), one short one
+local function txt_answer(long)
+  local function u16(n) return string.char(n >> 8, n & 0xff) end
+  local function rr(rdata)
+    return "\192\12" .. u16(16) .. u16(1) .. "\0\0\1\44" .. u16(#rdata) .. rdata
+  end
+  local big = {}
+  for i = 1, 5 do big[i] = "\255" .. string.rep(string.char(96 + i), 255) end
+  local short = "\10v=TLSRPTv1"
+  local answers = long and { rr(table.concat(big)), rr(short) } or { rr(short) }
+  return u16(0x1234) .. u16(0x8180) .. u16(1) .. u16(#answers) .. u16(0) .. u16(0)
+    .. "\1t\4test\0" .. u16(16) .. u16(1) .. table.concat(answers)
+end
+
+describe("DNS over TCP through conn #unit", function()
+  local function over_tcp(msg)
+    local framed = string.char(#msg >> 8, #msg & 0xff) .. msg
+    local third = #framed // 3
+    local c = conn.wrap(scripted { framed:sub(1, third), framed:sub(third + 1, 2 * third),
+                                    framed:sub(2 * third + 1), CLOSED })
+    local data = assert(c:read_frame(framers.dns_tcp, core.now() + 1000))
+    assert.equal(msg, data)
+    local parsed = assert(core.dns_parse(data))
+    return dns.answer({ name = "t.test", type = "TXT", records = {} }, parsed, "t.test", "TXT")
+  end
+
+  it("keeps the codec's truncated flag on the record and on the query", function()
+    local rec = over_tcp(txt_answer(true))
+    assert.equal("ok", rec.status)
+    assert.equal(2, #rec.records)
+    assert.is_true(rec.records[1].truncated)
+    assert.equal(core.limits.text_max, #rec.records[1].text)
+    assert.is_nil(rec.records[2].truncated)
+    assert.equal("v=TLSRPTv1", rec.records[2].text)
+    assert.is_true(rec.truncated)
+  end)
+
+  it("says nothing of truncation when no record was cut", function()
+    local rec = over_tcp(txt_answer(false))
+    assert.equal("ok", rec.status)
+    assert.same({ { ttl = 300, text = "v=TLSRPTv1" } }, rec.records)
+    assert.is_nil(rec.truncated)
   end)
 end)
 
