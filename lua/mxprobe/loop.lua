@@ -312,7 +312,14 @@ function Loop:resume(co, value)
   local prev = running
   running = self
   self.resumed = self.resumed + 1
-  local ok, tag, fd, events, deadline = coroutine.resume(co, value)
+  -- nil only starts a task (every wait, park and join gives a value), and
+  -- a task's function gets no argument, not one nil
+  local ok, tag, fd, events, deadline
+  if value == nil then
+    ok, tag, fd, events, deadline = coroutine.resume(co)
+  else
+    ok, tag, fd, events, deadline = coroutine.resume(co, value)
+  end
   running = prev
   if not ok then
     -- a bug in a task must not take the other probes down with it
