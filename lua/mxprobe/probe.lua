@@ -12,7 +12,8 @@
 local core = require "mxprobe.core"
 local loop = require "mxprobe.loop"
 local dns = require "mxprobe.dns"
-local stream = require "mxprobe.stream"
+local conn = require "mxprobe.conn"
+local framers = require "mxprobe.framers"
 local text = require "mxprobe.text"
 
 local M = {}
@@ -274,7 +275,7 @@ end
 
 -- Reads one reply into phase (status, reply, error); returns the reply or nil.
 function Session:read(phase)
-  local reply, err, code = self.s:read_reply(self:deadline())
+  local reply, err, code = self.s:read_frame(framers.smtp, self:deadline())
   if not reply then
     if code == "timeout" and core.now() >= self.probe_deadline then
       err = "probe deadline reached: " .. err
@@ -431,7 +432,7 @@ end
 function Session:run()
   local t, o = self.t, self.o
   local cstart = core.now()
-  local s, err, code = stream.connect(t.address, t.port, math.min(cstart + o.timeout * 1000, self.probe_deadline))
+  local s, err, code = conn.connect(t.address, t.port, math.min(cstart + o.timeout * 1000, self.probe_deadline))
   t.connect = { time_ms = core.now() - cstart }
   if not s then
     t.connect.status, t.connect.error = code or "error", err
