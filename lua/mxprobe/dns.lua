@@ -10,7 +10,8 @@
 
 local core = require "mxprobe.core"
 local loop = require "mxprobe.loop"
-local stream = require "mxprobe.stream"
+local conn = require "mxprobe.conn"
+local framers = require "mxprobe.framers"
 local text = require "mxprobe.text"
 
 local M = {}
@@ -112,28 +113,28 @@ end
 
 -- One exchange over TCP (after truncation): returns msg, or nil, msg, code.
 local function exchange_tcp(res, wire, id, name, qtype, deadline)
-  local s, err, code = stream.connect(res.address, res.port, deadline)
-  if not s then return nil, err, code end
+  local c, err, code = conn.connect(res.address, res.port, deadline,
+    { bytes_max = 2 + core.limits.dns_msg_max })
+  if not c then return nil, err, code end
   local n = #wire
   local ok
-  ok, err, code = s:send(string.char(n >> 8, n & 0xff) .. wire, deadline)
-  if not ok then s:close() return nil, err, code end
-  while #s.buf < 2 or #s.buf < 2 + ((s.buf:byte(1) << 8) | s.buf:byte(2)) do
-    ok, err, code = s:fill(deadline)
-    if not ok then
-      s:close()
-      return nil, ("query %s %s over TCP: %s"):format(name, qtype, err), code
-    end
-  end
-  s:close()
-  local len = (s.buf:byte(1) << 8) | s.buf:byte(2)
-  local msg, perr, pcode = core.dns_parse(s.buf:sub(3, 2 + len))
+  ok, err, code = c:send(string.char(n >> 8, n & 0xff) .. wire, deadline)
+  local data
+  if ok then data, err, code = c:read_frame(framers.dns_tcp, deadline) end
+  c:close()
+  if not data then return nil, ("query %s %s over TCP: %s"):format(name, qtype, err), code end
+  local msg, perr, pcode = core.dns_parse(data)
   if not msg then return nil, ("query %s %s over TCP: %s"):format(name, qtype, perr), pcode end
   if not matches(msg, id, name, qtype) then
     return nil, ("query %s %s over TCP: answer with a wrong ID or question"):format(name, qtype), "protocol"
   end
   return msg
 end
+
+-- query IDs from the OS's generator: unpredictable, so an off-path spoofer
+-- must guess them (math.random's state is neither secret nor per-process)
+-- INTERIM until core.random_u16 lands
+local random_id = core.random_u16 or function() return math.random(0, 0xffff) end
 
 local STATUS_OF_RCODE = {
   NXDOMAIN = "nxdomain", SERVFAIL = "servfail", REFUSED = "refused",
@@ -169,15 +170,18 @@ local function record_of(rr)
     local v = rr[f]
     r[f] = type(v) == "string" and text.utf8(v) or v
   end
+  -- the codec cut a field at its limit: say so, or it looks complete
+  if rr.truncated then r.truncated = true end
   return r
 end
 
 --- Asks one question; returns a query record as in docs/facts.md:
--- {name, type, status, rcode, ad, tc, transport, time_ms, records, cname, error}
+-- {name, type, status, rcode, ad, tc, transport, time_ms, records, cname,
+--  error, truncated (a record was cut by the codec)}
 function M.query(res, name, qtype, deadline)
   local rec = { name = lower_name(name), type = qtype, records = {} }
   local start = core.now()
-  local id = math.random(0, 0xffff)
+  local id = random_id()
   local ok_wire, wire = pcall(core.dns_query, name, qtype, id)
   if not ok_wire then
     rec.status, rec.error, rec.time_ms = "error", ("invalid query %s %s"):format(name, qtype), 0
@@ -194,6 +198,13 @@ function M.query(res, name, qtype, deadline)
     rec.status, rec.error = code or "error", err
     return rec
   end
+  return M.answer(rec, msg, name, qtype)
+end
+
+--- Fills the query record rec from a parsed answer msg (core.dns_parse) to
+-- the question name/qtype: rcode, ad, cname, status, records, truncated.
+-- Pure: no I/O. Returns rec.
+function M.answer(rec, msg, name, qtype)
   rec.rcode, rec.ad = msg.rcode, msg.ad
   local owner, chain = follow_cnames(msg.answer, name)
   if not owner then
@@ -208,7 +219,9 @@ function M.query(res, name, qtype, deadline)
   end
   for _, rr in ipairs(msg.answer) do
     if rr.type == qtype and lower_name(rr.name) == owner then
-      rec.records[#rec.records + 1] = record_of(rr)
+      local r = record_of(rr)
+      if r.truncated then rec.truncated = true end
+      rec.records[#rec.records + 1] = r
     end
   end
   rec.status = #rec.records > 0 and "ok" or "nodata"
