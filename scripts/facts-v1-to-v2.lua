@@ -15,7 +15,7 @@ local RELAY_VERBS = { mail_from = "MAIL", rcpt_external = "RCPT", rcpt_control =
 
 local function verb_phase(p, verb)
   if type(p) ~= "table" then return end
-  if type(p.command) == "string" and p.command ~= verb then p.line = p.command end
+  if type(p.command) == "string" then p.line = p.command end
   p.command = verb
 end
 

@@ -21,6 +21,7 @@ local query = require "mxprobe.query"
 local run = require "mxprobe.run"
 local gather = require "mxprobe.gather"
 local mxgather = require "mxprobe.gather.mx"
+local smtpgather = require "mxprobe.gather.smtp"
 
 local M = {}
 
@@ -31,6 +32,7 @@ M.options = run.options
 M.parse_query = query.parse
 M.normalise_name = query.normalise_name
 M.mx_plan = mxgather.plan
+M.pem_prefix = smtpgather.pem_prefix
 
 -- Runs the gatherers of one scope on one subject; returns the children of
 -- the producing one.

@@ -51,8 +51,11 @@ describe("facts.validate #unit", function()
                 dns = { status = "no-address", a = q(), aaaa = q(), addresses = {} } }
     local ok, errs = facts.validate(f)
     assert.is_nil(ok)
-    assert.same({ "facts.mx[1].dns.aaaa.cname: the same table as facts.mx[1].dns.a.cname (each fact has one place)" },
-      errs)
+    assert.equal(1, #errs)
+    -- whichever of the two the walk meets first is "the first place"
+    local a, b = "facts.mx[1].dns.a.cname", "facts.mx[1].dns.aaaa.cname"
+    assert.truthy(errs[1] == ("%s: the same table as %s (each fact has one place)"):format(b, a)
+      or errs[1] == ("%s: the same table as %s (each fact has one place)"):format(a, b), errs[1])
   end)
   it("refuses NaN, infinity and a list with a hole", function()
     local f = minimal()

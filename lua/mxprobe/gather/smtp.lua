@@ -150,14 +150,14 @@ function Session:command(line)
   return reply, phase
 end
 
---- The first n PEM certificates of a chain (pure).
+--- The first n PEM certificates of a chain, and how many it holds (pure).
 function M.pem_prefix(pem, n)
-  local out = {}
+  local out, total = {}, 0
   for block in pem:gmatch("%-%-%-%-%-BEGIN CERTIFICATE%-%-%-%-%-.-%-%-%-%-%-END CERTIFICATE%-%-%-%-%-") do
-    if #out >= n then break end
-    out[#out + 1] = block
+    total = total + 1
+    if total <= n then out[total] = block end
   end
-  return table.concat(out, "\n") .. "\n"
+  return table.concat(out, "\n") .. "\n", total
 end
 
 local function extensions_of(reply)
@@ -228,10 +228,25 @@ local function clean_certs(certs)
   end
 end
 
+-- INTERIM until core.x509_chain lands (two decodes)
+local x509_chain = core.x509_chain or function(pem, opts)
+  local certs, err, code = core.x509_parse(pem)
+  local r = {}
+  if not certs and code == "too-long" then
+    r.truncated = true
+    pem, r.presented = M.pem_prefix(pem, core.limits.x509_chain_max)
+    certs, err = core.x509_parse(pem)
+  end
+  if not certs then return nil, err end
+  r.certificates = certs
+  r.verify, r.verify_error = core.x509_verify(pem, opts)
+  return r
+end
+
 -- The presented chain: fields and verification from one decode.
 function Session:chain(tls, pem)
   local s = self.s
-  local r, err = core.x509_chain(pem, { name = self.mx, ca_file = self.o.ca_file })
+  local r, err = x509_chain(pem, { name = self.mx, ca_file = self.o.ca_file })
   if not r then
     tls.chain_error = err
     return
@@ -240,7 +255,7 @@ function Session:chain(tls, pem)
     -- the first certificates, leaf first, are kept and judged, and we say so
     tls.chain_truncated, tls.chain_presented = true, r.presented
     tls.chain_error = ("more than %d certificates"):format(core.limits.x509_chain_max)
-    pem = M.pem_prefix(pem, core.limits.x509_chain_max)
+    pem = (M.pem_prefix(pem, core.limits.x509_chain_max))
   end
   if #pem <= M.CHAIN_PEM_MAX then tls.chain_pem = pem else tls.chain_pem_omitted = #pem end
   clean_certs(r.certificates)
