@@ -55,8 +55,19 @@ function M.validate(facts)
   return S.validate(facts, M.schema())
 end
 
+local list_keys
+--- The field names that are lists: the facts schema's and the report's.
+function M.list_keys()
+  if not list_keys then
+    list_keys = {}
+    for k in pairs(json.LIST_KEYS) do list_keys[k] = true end
+    for k in pairs(S.list_fields(M.schema())) do list_keys[k] = true end
+  end
+  return list_keys
+end
+
 function M.encode(facts)
-  return json.encode(facts)
+  return json.encode(facts, M.list_keys())
 end
 
 local function check(doc, where)

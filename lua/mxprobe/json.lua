@@ -1,7 +1,7 @@
 -- mxprobe.json: one JSON encoder for everything mxprobe writes (facts,
 -- reports), on lua-cjson.
 --
---   json.encode(value) -> string (one line, no trailing newline)
+--   json.encode(value [, list_keys]) -> string (one line, no newline)
 --   json.decode(text)  -> value (JSON null -> nil in tables)
 --   json.LIST_KEYS     -- field names whose value is always a list
 --
@@ -32,8 +32,8 @@ local EMPTY = "\255\254[]"
 local EMPTY_QUOTED = '"\255\254%[%]"'
 
 -- fields that are lists in the facts (docs/facts.md), the judgement and
--- the report (docs/report.md); spec/unit/facts_schema_spec.lua checks that
--- every list the facts validator knows is here
+-- the report (docs/report.md); mxprobe.facts adds the lists that the
+-- gatherers' schemas declare
 M.LIST_KEYS = {
   -- facts
   targets = true, mx = true, records = true, addresses = true, certificates = true,
@@ -42,7 +42,6 @@ M.LIST_KEYS = {
   -- judgement and report
   findings = true, deductions = true, untested = true, hosts = true, results = true,
 }
-local LIST_KEYS = M.LIST_KEYS
 
 local utf8_clean = text.utf8
 
@@ -59,6 +58,8 @@ local function array_len(t)
 end
 
 local clean
+
+local LIST_KEYS
 
 local function clean_value(v, key, depth, seen)
   local tv = type(v)
@@ -107,7 +108,8 @@ clean = function(t, key, depth, seen)
   return out
 end
 
-function M.encode(v)
+function M.encode(v, list_keys)
+  LIST_KEYS = list_keys or M.LIST_KEYS
   local s = cjson.encode(clean_value(v, nil, 0, {}))
   s = s:gsub(EMPTY_QUOTED, "[]")
   assert(utf8.len(s), "mxprobe.json: invalid UTF-8 escaped the cleaner")
