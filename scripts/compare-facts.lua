@@ -13,6 +13,7 @@ local convert = dofile("scripts/facts-v1-to-v2.lua").convert
 local SKIP = {
   time_ms = true, t_ms = true, handshake_ms = true, first_byte_ms = true, started = true,
   finished = true, ttl = true, run = true, source = true, chain_pem = true, protocols = true,
+  tls_rpt = true,
 }
 
 local function load(path)

@@ -81,12 +81,13 @@ describe("mxprobe.json #unit", function()
     assert.equal("{}", s:match('"options":(%b{})'))
     assert.equal("{}", s:match('"extensions":(%b{})'))
   end)
-  it("knows every list of the facts schema", function()
-    local missing = {}
+  it("writes every empty list of the facts schema as [], those of gatherers too", function()
+    local wrong = {}
     for k in pairs(S.list_fields(facts.schema())) do
-      if not json.LIST_KEYS[k] then missing[#missing + 1] = k end
+      if facts.encode({ [k] = {} }) ~= ('{"%s":[]}'):format(k) then wrong[#wrong + 1] = k end
     end
-    assert.same({}, missing)
+    assert.same({}, wrong)
+    assert.truthy(S.list_fields(facts.schema()).rua, "the tls_rpt gatherer's list is in the schema")
   end)
   it("keeps a server's bytes valid JSON and cannot be fooled by the placeholder", function()
     local s = json.encode({ lines = { "\255\254[]", "a\0b\27[2J" } })
@@ -115,7 +116,7 @@ end)
 describe("the gatherer registry #unit", function()
   local list = gather.list()
   it("lists gatherers that declare what they are", function()
-    assert.same({ "mx", "addresses", "smtp" }, (function()
+    assert.same({ "mx", "tls_rpt", "addresses", "smtp" }, (function()
       local ids = {}
       for i, g in ipairs(list) do ids[i] = g.id end
       return ids
@@ -150,5 +151,20 @@ describe("the gatherer registry #unit", function()
     for _, g in ipairs(list) do
       assert.truthy(doc:find("(gatherer `" .. g.id .. "`)", 1, true), g.id)
     end
+  end)
+end)
+
+describe("gatherer tls_rpt: parse #unit", function()
+  local parse = require("mxprobe.gather.tls_rpt").parse
+  it("reads the version, the rua URIs in order and every field", function()
+    local r = parse("v=TLSRPTv1; rua=mailto:a@example.org, https://r.example.org/x ;ext=1;")
+    assert.same({ "mailto:a@example.org", "https://r.example.org/x" }, r.rua)
+    assert.same({ rua = "mailto:a@example.org, https://r.example.org/x", ext = "1" }, r.fields)
+    assert.equal("TLSRPTv1", r.version)
+  end)
+  it("is not a TLS-RPT record unless it starts with v=TLSRPTv1", function()
+    assert.is_nil(parse("v=spf1 -all"))
+    assert.is_nil(parse(" v=TLSRPTv1; rua=mailto:a@example.org"))
+    assert.same({}, parse("v=TLSRPTv1").rua)
   end)
 end)

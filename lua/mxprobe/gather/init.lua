@@ -20,6 +20,7 @@ local M = {}
 
 M.modules = {
   "mxprobe.gather.mx",          -- domain: MX records -> the MX hosts
+  "mxprobe.gather.tls_rpt",     -- domain: the TLS-RPT record (RFC 8460)
   "mxprobe.gather.addresses",   -- mx: A/AAAA of each MX host -> the targets
   "mxprobe.gather.smtp",        -- target: the SMTP dialog, STARTTLS, TLS, relay test
 }
