@@ -50,7 +50,9 @@ local function run_scope(gatherers, subject, ctx, env)
       end
       if ready then wave[#wave + 1] = g else rest[#rest + 1] = g end
     end
-    if #wave == 0 then error("mxprobe.probe: gatherers with needs that cannot be met in scope " .. gatherers[1].scope) end
+    if #wave == 0 then
+      error("mxprobe.probe: gatherers with needs that cannot be met in scope " .. gatherers[1].scope)
+    end
     local fns = {}
     for i, g in ipairs(wave) do
       fns[i] = function()

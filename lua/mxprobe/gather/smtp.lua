@@ -43,7 +43,7 @@ local verify = S.record({
   errors_truncated = S.bool, name = S.str, name_match = S.bool, ca = S.str, chain_length = S.int,
 }, { "ok" })
 
-local tls = S.record({
+local tls_schema = S.record({
   status = T.phase_status, error = S.str, version = S.str, cipher = S.str, cipher_bits = S.int,
   handshake_ms = S.num, servername = S.str, protocols = S.str, chain_pem = S.str,
   chain_pem_omitted = S.int, chain_error = S.str, chain_truncated = S.bool, chain_presented = S.int,
@@ -53,7 +53,7 @@ M.schema = S.record({
   status = S.enum { "complete", "rejected", "timeout", "refused", "unreachable", "reset", "closed",
                     "tls", "protocol", "too-long", "error" },
   stopped_at = S.enum(M.PHASES), error = S.str, time_ms = S.num, source = S.str,
-  connect = T.phase, banner = T.phase, ehlo = T.phase, starttls = T.phase, tls = tls,
+  connect = T.phase, banner = T.phase, ehlo = T.phase, starttls = T.phase, tls = tls_schema,
   certificates = S.list(cert), verify = verify, ehlo_tls = T.phase, quit = T.phase,
   relay = S.record({
     status = S.enum { "tested", "skipped", "rejected", "timeout", "refused", "unreachable", "reset",
