@@ -71,10 +71,8 @@ function M.connect(address, port, deadline, opts)
     end
   end
   local self = M.wrap(sock, opts)
-  if sock.local_address then
-    local a, p = sock:local_address()
-    if a then self.source = endpoint(a, p) end
-  end
+  local a, p = sock:local_address()
+  if a then self.source = endpoint(a, p) end
   return self
 end
 
