@@ -53,6 +53,7 @@ static void push_limits(lua_State *L)
 		{"poll_events_max", MXP_POLL_EVENTS_MAX},
 		{"poll_wait_max_ms", MXP_POLL_WAIT_MAX_MS},
 		{"random_max", MXP_RANDOM_MAX},
+		{"tls_ciphers_max", MXP_TLS_CIPHERS_MAX},
 	};
 	size_t i;
 

@@ -21,6 +21,10 @@
 #define MXP_SOCK_MT   "mxprobe.sock"
 #define MXP_TLS_MT    "mxprobe.tls"
 #define MXP_POLLER_MT "mxprobe.poller"
+#define MXP_TLS_CONFIG_MT "mxprobe.tls.config"    /* one libtls config */
+
+/* registry fields */
+#define MXP_TLS_CONFIGS_KEY "mxprobe.tls.configs"   /* option key -> config */
 
 /* ---- limits ---------------------------------------------------------- */
 #ifndef MXP_SMTP_LINE_MAX      /* bytes in one reply line, CRLF included */
@@ -59,6 +63,9 @@
 #ifndef MXP_RANDOM_MAX         /* bytes one random_bytes call may return */
 #define MXP_RANDOM_MAX 256
 #endif
+#ifndef MXP_TLS_CIPHERS_MAX    /* bytes of a cipher list in tls_client opts */
+#define MXP_TLS_CIPHERS_MAX 1024
+#endif
 #ifndef MXP_TEXT_MAX           /* bytes of any one name/field copied out */
 #define MXP_TEXT_MAX 1024
 #endif
@@ -92,5 +99,8 @@ void mxp_random_open(lua_State *L); /* random.c: getrandom(2)             */
 /* net.c: the descriptor of a "mxprobe.sock" at stack index idx (raises on
  * anything else, or on a closed socket) */
 int mxp_sock_checkfd(lua_State *L, int idx);
+/* net.c: the descriptor of the "mxprobe.sock" at idx, -1 when it is
+ * closed (raises on anything else) */
+int mxp_sock_fd(lua_State *L, int idx);
 
 #endif

@@ -45,6 +45,11 @@ int mxp_sock_checkfd(lua_State *L, int idx)
 	return sock_checkopen(L, idx)->fd;
 }
 
+int mxp_sock_fd(lua_State *L, int idx)
+{
+	return sock_check(L, idx)->fd;
+}
+
 /* Fills *ss from a textual IPv4/IPv6 address; returns the family or 0. */
 static int parse_addr(const char *text, int port, struct sockaddr_storage *ss,
 		      socklen_t *len)
