@@ -33,6 +33,7 @@ build = {
     ["mxprobe.core"] = {
       sources = {
         "csrc/core.c", "csrc/net.c", "csrc/smtp.c", "csrc/dns.c", "csrc/tls.c", "csrc/x509.c",
+        "csrc/poller.c", "csrc/random.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       incdirs = { "csrc", "$(LIBTLS_INCDIR)", "$(LDNS_INCDIR)", "$(OPENSSL_INCDIR)" },
@@ -58,8 +59,10 @@ build = {
     ["mxprobe.checks.tls_starttls"] = "lua/mxprobe/checks/tls_starttls.lua",
     ["mxprobe.checks.util"] = "lua/mxprobe/checks/util.lua",
     ["mxprobe.cli"] = "lua/mxprobe/cli.lua",
+    ["mxprobe.conn"] = "lua/mxprobe/conn.lua",
     ["mxprobe.dns"] = "lua/mxprobe/dns.lua",
     ["mxprobe.facts"] = "lua/mxprobe/facts.lua",
+    ["mxprobe.framers"] = "lua/mxprobe/framers.lua",
     ["mxprobe.judge"] = "lua/mxprobe/judge.lua",
     ["mxprobe.loop"] = "lua/mxprobe/loop.lua",
     ["mxprobe.policy"] = "lua/mxprobe/policy.lua",
@@ -68,7 +71,6 @@ build = {
     ["mxprobe.report.json"] = "lua/mxprobe/report/json.lua",
     ["mxprobe.report.text"] = "lua/mxprobe/report/text.lua",
     ["mxprobe.score"] = "lua/mxprobe/score.lua",
-    ["mxprobe.stream"] = "lua/mxprobe/stream.lua",
     ["mxprobe.text"] = "lua/mxprobe/text.lua",
   },
   install = {

@@ -50,6 +50,10 @@ static void push_limits(lua_State *L)
 		{"x509_san_max", MXP_X509_SAN_MAX},
 		{"x509_pem_max", MXP_X509_PEM_MAX},
 		{"text_max", MXP_TEXT_MAX},
+		{"poll_events_max", MXP_POLL_EVENTS_MAX},
+		{"poll_wait_max_ms", MXP_POLL_WAIT_MAX_MS},
+		{"random_max", MXP_RANDOM_MAX},
+		{"tls_ciphers_max", MXP_TLS_CIPHERS_MAX},
 	};
 	size_t i;
 
@@ -68,6 +72,8 @@ int luaopen_mxprobe_core(lua_State *L)
 	mxp_dns_open(L);
 	mxp_tls_open(L);
 	mxp_x509_open(L);
+	mxp_poller_open(L);
+	mxp_random_open(L);
 	push_limits(L);
 	lua_setfield(L, -2, "limits");
 	lua_pushliteral(L, "0.1.0");

@@ -18,8 +18,13 @@
 #include <lauxlib.h>
 
 /* metatable names (visible through __name in error messages) */
-#define MXP_SOCK_MT "mxprobe.sock"
-#define MXP_TLS_MT  "mxprobe.tls"
+#define MXP_SOCK_MT   "mxprobe.sock"
+#define MXP_TLS_MT    "mxprobe.tls"
+#define MXP_POLLER_MT "mxprobe.poller"
+#define MXP_TLS_CONFIG_MT "mxprobe.tls.config"    /* one libtls config */
+
+/* registry fields */
+#define MXP_TLS_CONFIGS_KEY "mxprobe.tls.configs"   /* option key -> config */
 
 /* ---- limits ---------------------------------------------------------- */
 #ifndef MXP_SMTP_LINE_MAX      /* bytes in one reply line, CRLF included */
@@ -49,6 +54,18 @@
 #ifndef MXP_X509_PEM_MAX       /* bytes of PEM accepted for one chain */
 #define MXP_X509_PEM_MAX (1024 * 1024)
 #endif
+#ifndef MXP_POLL_EVENTS_MAX    /* events one poller wait may return */
+#define MXP_POLL_EVENTS_MAX 256
+#endif
+#ifndef MXP_POLL_WAIT_MAX_MS   /* longest single poller wait */
+#define MXP_POLL_WAIT_MAX_MS 3600000
+#endif
+#ifndef MXP_RANDOM_MAX         /* bytes one random_bytes call may return */
+#define MXP_RANDOM_MAX 256
+#endif
+#ifndef MXP_TLS_CIPHERS_MAX    /* bytes of a cipher list in tls_client opts */
+#define MXP_TLS_CIPHERS_MAX 1024
+#endif
 #ifndef MXP_TEXT_MAX           /* bytes of any one name/field copied out */
 #define MXP_TEXT_MAX 1024
 #endif
@@ -76,9 +93,14 @@ void mxp_smtp_open(lua_State *L);  /* smtp.c: reply framing (pure)       */
 void mxp_dns_open(lua_State *L);   /* dns.c:  DNS wire codec (pure)      */
 void mxp_tls_open(lua_State *L);   /* tls.c:  libtls client over a fd    */
 void mxp_x509_open(lua_State *L);  /* x509.c: chain parsing, verification */
+void mxp_poller_open(lua_State *L); /* poller.c: epoll, one-shot arming   */
+void mxp_random_open(lua_State *L); /* random.c: getrandom(2)             */
 
 /* net.c: the descriptor of a "mxprobe.sock" at stack index idx (raises on
  * anything else, or on a closed socket) */
 int mxp_sock_checkfd(lua_State *L, int idx);
+/* net.c: the descriptor of the "mxprobe.sock" at idx, -1 when it is
+ * closed (raises on anything else) */
+int mxp_sock_fd(lua_State *L, int idx);
 
 #endif

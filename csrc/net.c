@@ -45,6 +45,11 @@ int mxp_sock_checkfd(lua_State *L, int idx)
 	return sock_checkopen(L, idx)->fd;
 }
 
+int mxp_sock_fd(lua_State *L, int idx)
+{
+	return sock_check(L, idx)->fd;
+}
+
 /* Fills *ss from a textual IPv4/IPv6 address; returns the family or 0. */
 static int parse_addr(const char *text, int port, struct sockaddr_storage *ss,
 		      socklen_t *len)
@@ -199,6 +204,39 @@ static int l_recv(lua_State *L)
 	return 1;
 }
 
+/* s:local_address() -> address, port (our end, getsockname) |
+ * nil, msg, code */
+static int l_local_address(lua_State *L)
+{
+	mxp_sock *s = sock_checkopen(L, 1);
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	char text[INET6_ADDRSTRLEN];
+	int port;
+
+	memset(&ss, 0, sizeof ss);
+	if (getsockname(s->fd, (struct sockaddr *)&ss, &len) != 0) {
+		int err = errno;
+		lua_pushfstring(L, "getsockname %s", s->peer);
+		return mxp_push_errno(L, lua_tostring(L, -1), err);
+	}
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text);
+		port = ntohs(sin->sin_port);
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof text);
+		port = ntohs(sin6->sin6_port);
+	} else {
+		lua_pushfstring(L, "getsockname %s: not an IP socket", s->peer);
+		return mxp_push_fail(L, lua_tostring(L, -1), MXP_E_ERROR);
+	}
+	lua_pushstring(L, text);
+	lua_pushinteger(L, port);
+	return 2;
+}
+
 static int l_fd(lua_State *L)
 {
 	lua_pushinteger(L, sock_checkopen(L, 1)->fd);
@@ -320,6 +358,7 @@ static const luaL_Reg sock_methods[] = {
 	{"finish_connect", l_finish_connect},
 	{"send", l_send},
 	{"recv", l_recv},
+	{"local_address", l_local_address},
 	{"close", l_close},
 	{NULL, NULL}
 };

@@ -1,15 +1,24 @@
 /*
- * tls.c -- a libtls client over a connected, non-blocking descriptor that
- * the caller owns (the "mxprobe.sock" of net.c, or any fd).
+ * tls.c -- a libtls client over a connected, non-blocking "mxprobe.sock"
+ * (net.c) that the caller owns.
  *
- *   core.tls_client(fd, servername) -> tls | nil, msg, "tls"
+ *   core.tls_client(sock, servername|nil [, opts]) -> tls | nil, msg, "tls"
+ *       opts: { protocols = "all" | "tlsv1.2" | "tlsv1.2,tlsv1.3" | any
+ *               libtls protocol string, ciphers = "<OpenSSL cipher list>",
+ *               seclevel = 0..5 }; all optional, defaults: all protocols,
+ *               MXP_TLS_CIPHERS at MXP_TLS_SECLEVEL (today's behaviour)
  *   t:handshake()   -> true | false, "wantread"|"wantwrite" | nil, msg, "tls"
  *   t:recv([max])   -> string | false, want | nil, "closed", "closed"
  *                      | nil, msg, "tls"
  *   t:send(data [, i]) -> n | false, want | nil, msg, code
  *   t:info()        -> { version, cipher, cipher_bits, servername,
- *                        chain_pem | chain_error }
+ *                        protocols, chain_pem | chain_error }
  *   t:close()       -> true (idempotent; also __gc and __close)
+ *
+ * The TLS object keeps its socket in a user value: the socket cannot be
+ * collected, and its descriptor closed and reused, under it. Using a TLS
+ * object whose socket was closed raises; closing or collecting it then
+ * sends nothing (the number may already be another connection's).
  *
  * The handshake never verifies: the chain is always captured and judged
  * afterwards by x509.c against a libcrypto store. Nothing here blocks or
@@ -23,40 +32,45 @@
  * before the mask is restored (libpq's method): the process-wide
  * disposition a host program chose is left alone.
  *
- * One struct tls_config per Lua state, kept in the registry and freed by
- * its __gc; libtls reference-counts it, so a connection that outlives it
- * (at lua_close) stays valid.
+ * One struct tls_config per distinct option set and Lua state, cached in
+ * a registry table keyed by the normalised options ("p=all s=0 c=...")
+ * and freed by its __gc; libtls reference-counts it, so a connection that
+ * outlives it (at lua_close) stays valid.
  */
 #include "mxprobe.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #include <tls.h>
 
-#define CONFIG_MT  "mxprobe.tls.config"
-#define CONFIG_KEY "mxprobe.tls.config.shared"   /* registry field */
-
-/* Broadest set libtls accepts: its "all" ("ALL:!aNULL:!eNULL") plus
- * OpenSSL security level 0. Without @SECLEVEL=0, OpenSSL 3 refuses
- * TLS 1.0/1.1 (SHA-1 handshake signatures) and weak DH groups, so a server
- * that only speaks those could not be seen at all. The peer's key and
- * signature strength are judged after the handshake (x509_verify, auth
- * level 2), not by refusing to talk. */
+/* Broadest set libtls accepts: its "all" ("ALL:!aNULL:!eNULL") at OpenSSL
+ * security level 0. At a higher level OpenSSL 3 refuses TLS 1.0/1.1
+ * (SHA-1 handshake signatures) and weak DH groups, so a server that only
+ * speaks those could not be seen at all. The peer's key and signature
+ * strength are judged after the handshake (x509_verify, auth level 2), not
+ * by refusing to talk. */
 #ifndef MXP_TLS_CIPHERS
-#define MXP_TLS_CIPHERS "ALL:!aNULL:!eNULL:@SECLEVEL=0"
+#define MXP_TLS_CIPHERS "ALL:!aNULL:!eNULL"
+#endif
+#ifndef MXP_TLS_SECLEVEL
+#define MXP_TLS_SECLEVEL 0
 #endif
 #ifndef MXP_TLS_CURVES
 #define MXP_TLS_CURVES "X25519,P-256,P-384,P-521,X448"
 #endif
 
+#define UV_SERVERNAME 1   /* user values of a "mxprobe.tls" */
+#define UV_SOCK       2
+#define UV_PROTOCOLS  3
+
 struct mxp_tls {
 	struct tls *ctx;   /* NULL when closed */
-	int fd;            /* borrowed, never closed here */
+	int fd;            /* the socket's, never closed here */
 	int handshaken;    /* a session exists: info() works, close_notify is due */
 	int broken;        /* a fatal recv/send error: no close_notify */
 };
@@ -65,11 +79,19 @@ struct mxp_tlscfg {
 	struct tls_config *cfg;
 };
 
-/* ---- the per-state configuration ------------------------------------- */
+/* ---- the configurations, one per option set ---------------------------- */
+
+struct tls_opts {
+	uint32_t protocols;
+	char protocols_text[64];             /* canonical: "all" | "tlsv1.2,..." */
+	const char *ciphers;                 /* on the stack or a literal */
+	int seclevel;
+	char key[MXP_TLS_CIPHERS_MAX + 96];  /* registry cache key */
+};
 
 static int config_gc(lua_State *L)
 {
-	struct mxp_tlscfg *c = luaL_checkudata(L, 1, CONFIG_MT);
+	struct mxp_tlscfg *c = luaL_checkudata(L, 1, MXP_TLS_CONFIG_MT);
 	if (c->cfg != NULL) {
 		tls_config_free(c->cfg);
 		c->cfg = NULL;
@@ -77,35 +99,107 @@ static int config_gc(lua_State *L)
 	return 0;
 }
 
-/* the configuration of this Lua state, made on first use; NULL with
+static void canon_protocols(struct tls_opts *o)
+{
+	static const struct { uint32_t bit; const char *name; } names[] = {
+		{TLS_PROTOCOL_TLSv1_0, "tlsv1.0"},
+		{TLS_PROTOCOL_TLSv1_1, "tlsv1.1"},
+		{TLS_PROTOCOL_TLSv1_2, "tlsv1.2"},
+		{TLS_PROTOCOL_TLSv1_3, "tlsv1.3"},
+	};
+	size_t i, n = 0;
+
+	o->protocols_text[0] = '\0';
+	if (o->protocols == TLS_PROTOCOLS_ALL) {
+		snprintf(o->protocols_text, sizeof o->protocols_text, "all");
+		return;
+	}
+	for (i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (o->protocols & names[i].bit)
+			n += (size_t)snprintf(o->protocols_text + n,
+			    sizeof o->protocols_text - n, "%s%s",
+			    n > 0 ? "," : "", names[i].name);
+}
+
+/* opts at stack index idx (a table or nil) -> o; misuse raises. The
+ * cipher string stays on the stack (it is in the table). */
+static void read_opts(lua_State *L, int idx, struct tls_opts *o)
+{
+	const char *protocols = "all";
+	size_t clen = 0;
+
+	o->ciphers = MXP_TLS_CIPHERS;
+	o->seclevel = MXP_TLS_SECLEVEL;
+	if (!lua_isnoneornil(L, idx)) {
+		luaL_checktype(L, idx, LUA_TTABLE);
+		if (lua_getfield(L, idx, "protocols") != LUA_TNIL) {
+			if (lua_type(L, -1) != LUA_TSTRING)
+				luaL_argerror(L, idx, "opts.protocols: string expected");
+			protocols = lua_tostring(L, -1);
+		}
+		if (lua_getfield(L, idx, "ciphers") != LUA_TNIL) {
+			if (lua_type(L, -1) != LUA_TSTRING)
+				luaL_argerror(L, idx, "opts.ciphers: string expected");
+			o->ciphers = lua_tolstring(L, -1, &clen);
+			if (clen == 0 || clen > MXP_TLS_CIPHERS_MAX ||
+			    strlen(o->ciphers) != clen)
+				luaL_argerror(L, idx, "opts.ciphers: empty, too long or NUL");
+		}
+		if (lua_getfield(L, idx, "seclevel") != LUA_TNIL) {
+			if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 ||
+			    lua_tointeger(L, -1) > 5)
+				luaL_argerror(L, idx, "opts.seclevel: integer 0..5 expected");
+			o->seclevel = (int)lua_tointeger(L, -1);
+		}
+		/* the three values stay on the stack while o points into them */
+	}
+	if (tls_config_parse_protocols(&o->protocols, protocols) != 0)
+		luaL_argerror(L, idx, lua_pushfstring(L,
+		    "opts.protocols: not a libtls protocol list: %s", protocols));
+	if ((o->protocols & TLS_PROTOCOLS_ALL) == 0)
+		luaL_argerror(L, idx, "opts.protocols: no protocol left");
+	o->protocols &= TLS_PROTOCOLS_ALL;
+	canon_protocols(o);
+	snprintf(o->key, sizeof o->key, "p=%s s=%d c=%s", o->protocols_text,
+	    o->seclevel, o->ciphers);
+}
+
+/* the configuration for o in this Lua state, made on first use; NULL with
  * nil, msg, code pushed when it cannot be made */
-static struct tls_config *get_config(lua_State *L)
+static struct tls_config *get_config(lua_State *L, const struct tls_opts *o)
 {
 	struct mxp_tlscfg *c;
 	struct tls_config *cfg;
 	const char *what = NULL;
+	char ciphers[MXP_TLS_CIPHERS_MAX + 16];
 
-	lua_getfield(L, LUA_REGISTRYINDEX, CONFIG_KEY);
-	c = luaL_testudata(L, -1, CONFIG_MT);
-	lua_pop(L, 1);   /* still referenced from the registry */
-	if (c != NULL && c->cfg != NULL)
+	lua_getfield(L, LUA_REGISTRYINDEX, MXP_TLS_CONFIGS_KEY);   /* configs */
+	lua_getfield(L, -1, o->key);
+	c = luaL_testudata(L, -1, MXP_TLS_CONFIG_MT);
+	if (c != NULL && c->cfg != NULL) {
+		lua_pop(L, 2);   /* still referenced from the registry */
 		return c->cfg;
-	c = lua_newuserdatauv(L, sizeof *c, 0);
+	}
+	lua_pop(L, 1);
+	c = lua_newuserdatauv(L, sizeof *c, 0);          /* configs ud */
 	c->cfg = NULL;
-	luaL_setmetatable(L, CONFIG_MT);
+	luaL_setmetatable(L, MXP_TLS_CONFIG_MT);
 	if ((c->cfg = cfg = tls_config_new()) == NULL) {
-		lua_pop(L, 1);
+		lua_pop(L, 2);
 		mxp_push_fail(L, "tls config: out of memory", MXP_E_TLS);
 		return NULL;
 	}
 	tls_config_insecure_noverifycert(cfg);
 	tls_config_insecure_noverifyname(cfg);
 	tls_config_insecure_noverifytime(cfg);
-	if (tls_config_set_protocols(cfg, TLS_PROTOCOLS_ALL) != 0)
+	snprintf(ciphers, sizeof ciphers, "%s:@SECLEVEL=%d", o->ciphers,
+	    o->seclevel);
+	if (tls_config_set_protocols(cfg, o->protocols) != 0)
 		what = "protocols";
-	else if (tls_config_set_ciphers(cfg, MXP_TLS_CIPHERS) != 0 &&
-	    tls_config_set_ciphers(cfg, "all") != 0)
-		what = "ciphers";
+	else if (tls_config_set_ciphers(cfg, ciphers) != 0 &&
+	    (strcmp(o->ciphers, MXP_TLS_CIPHERS) != 0 ||
+	    tls_config_set_ciphers(cfg, "all") != 0))
+		what = "ciphers";   /* only the default falls back to "all" */
 	else if (tls_config_set_ecdhecurves(cfg, MXP_TLS_CURVES) != 0 &&
 	    tls_config_set_ecdhecurves(cfg, "default") != 0)
 		what = "curves";
@@ -113,13 +207,15 @@ static struct tls_config *get_config(lua_State *L)
 		const char *e = tls_config_error(cfg);
 		lua_pushfstring(L, "tls config %s: %s", what,
 		    e != NULL ? e : "rejected");
+		lua_replace(L, -3);          /* msg ud */
+		lua_pop(L, 1);               /* the userdata's __gc frees cfg */
 		lua_pushnil(L);
-		lua_replace(L, -3);          /* nil msg (userdata dropped) */
+		lua_insert(L, -2);           /* nil msg */
 		lua_pushstring(L, MXP_E_TLS);
-		/* the userdata's __gc frees cfg */
 		return NULL;
 	}
-	lua_setfield(L, LUA_REGISTRYINDEX, CONFIG_KEY);
+	lua_setfield(L, -2, o->key);
+	lua_pop(L, 1);
 	return cfg;
 }
 
@@ -166,21 +262,38 @@ static struct mxp_tls *checktls(lua_State *L)
 	return luaL_checkudata(L, 1, MXP_TLS_MT);
 }
 
+/* is the socket under t still open, with the descriptor t was made on? */
+static int sock_alive(lua_State *L, const struct mxp_tls *t)
+{
+	int alive;
+
+	if (lua_getiuservalue(L, 1, UV_SOCK) != LUA_TUSERDATA) {
+		lua_pop(L, 1);
+		return 0;
+	}
+	alive = mxp_sock_fd(L, -1) == t->fd;
+	lua_pop(L, 1);
+	return alive;
+}
+
 static struct tls *checkopen(lua_State *L)
 {
 	struct mxp_tls *t = checktls(L);
 	if (t->ctx == NULL)
 		luaL_error(L, "attempt to use a closed tls connection");
+	if (!sock_alive(L, t))
+		luaL_error(L, "attempt to use a tls connection whose socket is closed");
 	return t->ctx;
 }
 
 /* best effort, never waits: one tls_close (close_notify) when a session
- * was established and has not failed, whatever it returns, then free. Not
- * the descriptor. */
-static void conn_release(struct mxp_tls *t)
+ * was established and has not failed and its socket is still open,
+ * whatever it returns, then free. Not the descriptor. The object is at
+ * stack index 1. */
+static void conn_release(lua_State *L, struct mxp_tls *t)
 {
 	if (t->ctx != NULL) {
-		if (t->handshaken && !t->broken) {
+		if (t->handshaken && !t->broken && sock_alive(L, t)) {
 			struct nopipe np;
 			nopipe_begin(&np);
 			(void)tls_close(t->ctx);
@@ -193,14 +306,14 @@ static void conn_release(struct mxp_tls *t)
 
 static int l_close(lua_State *L)
 {
-	conn_release(checktls(L));
+	conn_release(L, checktls(L));
 	lua_pushboolean(L, 1);
 	return 1;
 }
 
 static int l_gc(lua_State *L)
 {
-	conn_release(checktls(L));
+	conn_release(L, checktls(L));
 	return 0;
 }
 
@@ -288,30 +401,39 @@ static int push_io_error(lua_State *L, struct mxp_tls *t, int err,
 
 static int l_tls_client(lua_State *L)
 {
-	lua_Integer fd = luaL_checkinteger(L, 1);
-	const char *servername = luaL_optstring(L, 2, NULL);
+	int fd = mxp_sock_checkfd(L, 1);
+	const char *servername;
+	struct tls_opts o;
 	struct tls_config *cfg;
 	struct mxp_tls *t;
 
-	luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, 1, "invalid descriptor");
-	lua_settop(L, 2);
-	if ((cfg = get_config(L)) == NULL)
+	if (!lua_isnoneornil(L, 2))
+		luaL_checktype(L, 2, LUA_TSTRING);
+	servername = lua_tostring(L, 2);
+	lua_settop(L, 3);
+	read_opts(L, 3, &o);
+	if ((cfg = get_config(L, &o)) == NULL)
 		return 3;
 	/* created closed, before the context exists */
-	t = lua_newuserdatauv(L, sizeof *t, 1);
+	t = lua_newuserdatauv(L, sizeof *t, 3);
 	t->ctx = NULL;
-	t->fd = (int)fd;
+	t->fd = fd;
 	t->handshaken = 0;
 	t->broken = 0;
 	luaL_setmetatable(L, MXP_TLS_MT);
 	lua_pushvalue(L, 2);                 /* servername, for info() */
-	lua_setiuservalue(L, -2, 1);
+	lua_setiuservalue(L, -2, UV_SERVERNAME);
+	lua_pushvalue(L, 1);                 /* the socket, kept alive */
+	lua_setiuservalue(L, -2, UV_SOCK);
+	lua_pushstring(L, o.protocols_text);
+	lua_setiuservalue(L, -2, UV_PROTOCOLS);
 	if ((t->ctx = tls_client()) == NULL)
 		return mxp_push_fail(L, "tls client: out of memory", MXP_E_TLS);
 	if (tls_configure(t->ctx, cfg) != 0 ||
-	    tls_connect_socket(t->ctx, (int)fd, servername) != 0) {
+	    tls_connect_socket(t->ctx, fd, servername) != 0) {
 		push_tls_error(L, t->ctx, "tls connect");
-		conn_release(t);
+		tls_free(t->ctx);            /* no session: nothing to send */
+		t->ctx = NULL;
 		return 3;
 	}
 	return 1;
@@ -406,7 +528,7 @@ static int l_info(lua_State *L)
 
 	if (!checktls(L)->handshaken)
 		return luaL_error(L, "tls info: handshake not complete");
-	lua_createtable(L, 0, 6);
+	lua_createtable(L, 0, 7);
 	if ((s = tls_conn_version(ctx)) != NULL) {
 		lua_pushstring(L, s);
 		lua_setfield(L, -2, "version");
@@ -419,10 +541,12 @@ static int l_info(lua_State *L)
 		lua_pushinteger(L, bits);
 		lua_setfield(L, -2, "cipher_bits");
 	}
-	if (lua_getiuservalue(L, 1, 1) == LUA_TSTRING)
+	if (lua_getiuservalue(L, 1, UV_SERVERNAME) == LUA_TSTRING)
 		lua_setfield(L, -2, "servername");
 	else
 		lua_pop(L, 1);
+	lua_getiuservalue(L, 1, UV_PROTOCOLS);
+	lua_setfield(L, -2, "protocols");
 	if ((pem = tls_peer_cert_chain_pem(ctx, &len)) != NULL && len > 0) {
 		if (len > MXP_X509_PEM_MAX) {
 			lua_pushstring(L, MXP_E_TOOLONG);
@@ -458,9 +582,14 @@ void mxp_tls_open(lua_State *L)
 
 	if (tls_init() != 0)
 		luaL_error(L, "mxprobe.core: libtls initialisation failed");
-	if (luaL_newmetatable(L, CONFIG_MT)) {
+	if (luaL_newmetatable(L, MXP_TLS_CONFIG_MT)) {
 		lua_pushcfunction(L, config_gc);
 		lua_setfield(L, -2, "__gc");
+	}
+	lua_pop(L, 1);
+	if (lua_getfield(L, LUA_REGISTRYINDEX, MXP_TLS_CONFIGS_KEY) != LUA_TTABLE) {
+		lua_newtable(L);
+		lua_setfield(L, LUA_REGISTRYINDEX, MXP_TLS_CONFIGS_KEY);
 	}
 	lua_pop(L, 1);
 	if (luaL_newmetatable(L, MXP_TLS_MT)) {

@@ -9,6 +9,8 @@
 --   c:read_frame(framer, deadline) -> frame | nil, msg, code
 --   c:pending() -> bytes received and not consumed;  c:discard_pending()
 --   c:starttls(servername, deadline [, tls_opts]) -> info | nil, msg, code
+--       tls_opts go to core.tls_client {protocols, ciphers, seclevel}; the
+--       transport must be a core socket (conn.connect's)
 --   c:close()                        idempotent
 --   fields: c.first_byte (core.now() of the first byte), c.bytes_in,
 --           c.source ("addr:port" of our end), c.tls (after starttls)
@@ -71,10 +73,8 @@ function M.connect(address, port, deadline, opts)
     end
   end
   local self = M.wrap(sock, opts)
-  if sock.local_address then
-    local a, p = sock:local_address()
-    if a then self.source = endpoint(a, p) end
-  end
+  local a, p = sock:local_address()
+  if a then self.source = endpoint(a, p) end
   return self
 end
 
@@ -157,9 +157,8 @@ end
 -- table, or nil, msg, code. Bytes still pending in plaintext are not fed to
 -- TLS: look at :pending() before, and :discard_pending().
 function Conn:starttls(servername, deadline, tls_opts)
-  -- INTERIM until core.tls_client takes the socket (CONTRACT.md): the fd
-  local _ = tls_opts
-  local tls, err, code = core.tls_client(self.fd, servername)
+  -- the tls object holds the socket itself: its fd cannot be reused under it
+  local tls, err, code = core.tls_client(self.sock, servername, tls_opts)
   if not tls then return nil, err, code end
   self.tls = tls
   while true do

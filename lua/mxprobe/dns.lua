@@ -131,11 +131,6 @@ local function exchange_tcp(res, wire, id, name, qtype, deadline)
   return msg
 end
 
--- query IDs from the OS's generator: unpredictable, so an off-path spoofer
--- must guess them (math.random's state is neither secret nor per-process)
--- INTERIM until core.random_u16 lands
-local random_id = core.random_u16 or function() return math.random(0, 0xffff) end
-
 local STATUS_OF_RCODE = {
   NXDOMAIN = "nxdomain", SERVFAIL = "servfail", REFUSED = "refused",
 }
@@ -181,7 +176,9 @@ end
 function M.query(res, name, qtype, deadline)
   local rec = { name = lower_name(name), type = qtype, records = {} }
   local start = core.now()
-  local id = random_id()
+  -- from getrandom(2): an off-path spoofer must guess it (math.random's
+  -- state is neither secret nor per process)
+  local id = core.random_u16()
   local ok_wire, wire = pcall(core.dns_query, name, qtype, id)
   if not ok_wire then
     rec.status, rec.error, rec.time_ms = "error", ("invalid query %s %s"):format(name, qtype), 0

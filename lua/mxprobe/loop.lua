@@ -244,36 +244,10 @@ function Loop:stats()
   }
 end
 
--- INTERIM until core.poller() lands: the same one-shot interface over
--- core.poll (O(armed descriptors) per turn).
-local function poll_shim()
-  local armed = {}
-  local out_fds, out_revs = {}, {}
-  return {
-    arm = function(_, fd, ev) armed[fd] = ev return true end,
-    disarm = function(_, fd) armed[fd] = nil end,
-    close = function() armed = {} end,
-    wait = function(_, timeout)
-      local fds, evs = {}, {}
-      for fd, ev in pairs(armed) do fds[#fds + 1], evs[#evs + 1] = fd, ev end
-      local revs = core.poll(fds, evs, timeout) or {}
-      local n = 0
-      for i, fd in ipairs(fds) do
-        if (revs[i] or 0) ~= 0 then
-          n = n + 1
-          out_fds[n], out_revs[n] = fd, revs[i]
-          armed[fd] = nil
-        end
-      end
-      return out_fds, out_revs, n
-    end,
-  }
-end
-
 local function get_poller(self)
   local p = self.poller
   if not p then
-    p = core.poller and core.poller() or poll_shim()
+    p = core.poller()
     self.poller = p
   end
   return p
@@ -288,8 +262,8 @@ local function file_wait(self, co, fd, events, deadline)
       self.count = self.count - 1
       return
     end
-    local ok = get_poller(self):arm(fd, events)
-    if not ok then
+    local ok, err = get_poller(self):arm(fd, events)
+    if ok == nil and err ~= nil then
       -- a descriptor epoll refuses (closed, not pollable): let the task
       -- find out from its own recv/send, as poll(2)'s POLLNVAL would
       push_ready(self, co, true)
@@ -444,7 +418,8 @@ function Loop:turn()
     end
   end
   if self.nfd > 0 then
-    local fds, _, n = self.poller:wait(timeout)
+    local fds, err, n = self.poller:wait(timeout)
+    if fds == nil then error("mxprobe.loop: " .. tostring(err), 0) end
     local fdw = self.fdw
     for i = 1, n do
       local fd = fds[i]
