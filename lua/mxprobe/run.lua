@@ -89,14 +89,7 @@ Ctx.__index = Ctx
 function M.new(opts)
   local o, err = M.options(opts)
   if not o then return nil, err end
-  -- INTERIM until core.random_bytes lands
-  local rnd = core.random_bytes or function(n)
-    local f = assert(io.open("/dev/urandom", "rb"))
-    local b = f:read(n)
-    f:close()
-    return b
-  end
-  local id = rnd(16):gsub(".", function(c) return ("%02x"):format(c:byte()) end)
+  local id = core.random_bytes(16):gsub(".", function(c) return ("%02x"):format(c:byte()) end)
   return setmetatable({
     options = o,
     resolver = o.resolver_addr,
