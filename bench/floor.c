@@ -18,7 +18,7 @@
  * plaintext, as mxprobe does.
  *
  * Prints one line:
- *   floor probes=N complete=K verified=V cpu_us=U cpu_us_per_probe=X wall_ms=W
+ *   floor probes=N complete=K verified=V cpu_us=U cpu_us_per_probe=X wall_ms=W maxrss_kib=R
  * CPU is getrusage(RUSAGE_SELF) user+sys around the N probes only (after
  * the CA store is loaded). Exit status 0 when every probe completed.
  *
@@ -428,6 +428,15 @@ static double cpu_us(void)
 	    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
+static long maxrss_kib(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return -1;
+	return ru.ru_maxrss;   /* Linux: KiB */
+}
+
 static double wall_ms(void)
 {
 	struct timespec ts;
@@ -501,8 +510,8 @@ int main(int argc, char **argv)
 	}
 	c1 = cpu_us();
 	w1 = wall_ms();
-	printf("floor probes=%ld complete=%d verified=%d cpu_us=%.0f cpu_us_per_probe=%.1f wall_ms=%.0f\n",
-	    n, complete, verified, c1 - c0, (c1 - c0) / (double)n, w1 - w0);
+	printf("floor probes=%ld complete=%d verified=%d cpu_us=%.0f cpu_us_per_probe=%.1f wall_ms=%.0f"
+	    " maxrss_kib=%ld\n", n, complete, verified, c1 - c0, (c1 - c0) / (double)n, w1 - w0, maxrss_kib());
 	X509_STORE_free(store);
 	tls_config_free(cfg);
 	return complete == n ? 0 : 1;
