@@ -23,7 +23,7 @@ LIBS     ?= -ltls -lldns -lcrypto -lssl
 LIBFLAG  ?= -shared
 
 SRCS  = csrc/core.c csrc/net.c csrc/smtp.c csrc/dns.c csrc/tls.c csrc/x509.c \
-        csrc/poller.c csrc/random.c
+        csrc/poller.c csrc/random.c csrc/http.c
 BUILD ?= build
 SO    = $(BUILD)/mxprobe/core.so
 

@@ -54,6 +54,10 @@ static void push_limits(lua_State *L)
 		{"poll_wait_max_ms", MXP_POLL_WAIT_MAX_MS},
 		{"random_max", MXP_RANDOM_MAX},
 		{"tls_ciphers_max", MXP_TLS_CIPHERS_MAX},
+		{"http_header_max", MXP_HTTP_HEADER_MAX},
+		{"http_body_max", MXP_HTTP_BODY_MAX},
+		{"http_headers_max", MXP_HTTP_HEADERS_MAX},
+		{"http_chunk_line_max", MXP_HTTP_CHUNK_LINE_MAX},
 	};
 	size_t i;
 
@@ -74,6 +78,7 @@ int luaopen_mxprobe_core(lua_State *L)
 	mxp_x509_open(L);
 	mxp_poller_open(L);
 	mxp_random_open(L);
+	mxp_http_open(L);
 	push_limits(L);
 	lua_setfield(L, -2, "limits");
 	lua_pushliteral(L, "0.1.0");

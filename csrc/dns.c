@@ -28,6 +28,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -759,12 +760,46 @@ static int dns_reverse_name(lua_State *L)
 	return 1;
 }
 
+/* core.dns_tcp_frame(buf [, pos [, eof]]) -> message, next | false |
+ * nil, msg, "protocol": one DNS message over TCP (RFC 1035 §4.2.2), its
+ * two-byte length removed. A zero length is "protocol"; a message too
+ * short for a header is dns_parse's to refuse, with the rest of what it
+ * judges. eof changes nothing: an incomplete message is false, and the
+ * connection says "closed". */
+static int dns_tcp_frame(lua_State *L)
+{
+	size_t len, avail, n;
+	const unsigned char *buf =
+	    (const unsigned char *)luaL_checklstring(L, 1, &len);
+	lua_Integer init = luaL_optinteger(L, 2, 1);
+
+	luaL_argcheck(L, init >= 1 && (size_t)init <= len + 1, 2, "index out of range");
+	avail = len - (size_t)(init - 1);
+	buf += init - 1;
+	if (avail < 2) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	n = (size_t)buf[0] << 8 | buf[1];
+	if (n == 0)
+		return mxp_push_fail(L, "DNS over TCP: a zero-length message",
+		    MXP_E_PROTOCOL);
+	if (avail < 2 + n) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	lua_pushlstring(L, (const char *)buf + 2, n);
+	lua_pushinteger(L, init + 2 + (lua_Integer)n);
+	return 2;
+}
+
 void mxp_dns_open(lua_State *L)
 {
 	static const luaL_Reg funcs[] = {
 		{"dns_query", dns_query},
 		{"dns_parse", dns_parse},
 		{"dns_reverse_name", dns_reverse_name},
+		{"dns_tcp_frame", dns_tcp_frame},
 		{NULL, NULL}
 	};
 

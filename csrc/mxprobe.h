@@ -66,6 +66,18 @@
 #ifndef MXP_TLS_CIPHERS_MAX    /* bytes of a cipher list in tls_client opts */
 #define MXP_TLS_CIPHERS_MAX 1024
 #endif
+#ifndef MXP_HTTP_HEADER_MAX    /* bytes of an HTTP response's header sections */
+#define MXP_HTTP_HEADER_MAX 8192
+#endif
+#ifndef MXP_HTTP_BODY_MAX      /* bytes of one HTTP response body */
+#define MXP_HTTP_BODY_MAX 65536
+#endif
+#ifndef MXP_HTTP_HEADERS_MAX   /* header (and trailer) fields of one response */
+#define MXP_HTTP_HEADERS_MAX 100
+#endif
+#ifndef MXP_HTTP_CHUNK_LINE_MAX /* bytes of one chunk-size line, extensions included */
+#define MXP_HTTP_CHUNK_LINE_MAX 1024
+#endif
 #ifndef MXP_TEXT_MAX           /* bytes of any one name/field copied out */
 #define MXP_TEXT_MAX 1024
 #endif
@@ -95,6 +107,7 @@ void mxp_tls_open(lua_State *L);   /* tls.c:  libtls client over a fd    */
 void mxp_x509_open(lua_State *L);  /* x509.c: chain parsing, verification */
 void mxp_poller_open(lua_State *L); /* poller.c: epoll, one-shot arming   */
 void mxp_random_open(lua_State *L); /* random.c: getrandom(2)             */
+void mxp_http_open(lua_State *L);   /* http.c: HTTP response framing (pure) */
 
 /* net.c: the descriptor of a "mxprobe.sock" at stack index idx (raises on
  * anything else, or on a closed socket) */

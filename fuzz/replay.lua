@@ -7,7 +7,7 @@
 --
 -- A directory stands for the files in it (missing ones are skipped). The
 -- parser is chosen by the name of the directory a file is in: smtp,
--- dns or x509 (fuzz/corpus/<target>/, fuzz/corpus-run/<target>/), or by a
+-- dns, x509 or http (fuzz/corpus/<target>/, fuzz/corpus-run/<target>/), or by a
 -- fuzz/crashes/<target>-* name. A parser that raises is a failure (exit 1);
 -- any result is fine otherwise: the checks are valgrind's.
 local core = require "mxprobe.core"
@@ -95,7 +95,27 @@ local function x509(data)
 	end
 end
 
-local parsers = { smtp = smtp, dns = dns, x509 = x509 }
+-- as fuzz_http.c: first byte eof/head flags, then responses one after the
+-- other, then the same bytes as DNS-over-TCP messages
+local function http(data)
+	if #data == 0 then return end
+	local flags, buf = data:byte(1), data:sub(2)
+	local opts = { head = flags & 2 ~= 0 }
+	local pos = 1
+	while true do
+		local resp, nxt = core.http_response(buf, pos, flags & 1 ~= 0, opts)
+		if type(resp) ~= "table" or nxt == pos or nxt > #buf then break end
+		pos = nxt
+	end
+	pos = 1
+	while true do
+		local m, nxt = core.dns_tcp_frame(buf, pos)
+		if type(m) ~= "string" then break end
+		pos = nxt
+	end
+end
+
+local parsers = { smtp = smtp, dns = dns, x509 = x509, http = http }
 local failed, count = 0, 0
 for _, path in ipairs(files) do
 	local kind = path:match("([^/]+)/[^/]+$")

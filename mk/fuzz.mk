@@ -4,7 +4,7 @@
 #
 #   make fuzz [FUZZ_TIME=60]   build, then run each target FUZZ_TIME seconds,
 #                              one after the other; one summary line each
-#   make fuzz-smtp | fuzz-dns | fuzz-x509    run one target
+#   make fuzz-smtp | fuzz-dns | fuzz-x509 | fuzz-http    run one target
 #   make fuzz-build            only build $(FUZZ_BUILD)/fuzz-*
 #   make fuzz-regress          replay the seeds and fuzz/crashes/ (no fuzzing;
 #                              for CI: every past finding stays fixed)
@@ -12,7 +12,8 @@
 #
 # Each target drives the real Lua entry point through a Lua state (see
 # fuzz/harness.c): fuzz-smtp core.smtp_reply, fuzz-dns core.dns_parse,
-# fuzz-x509 core.x509_parse and core.x509_verify. Seeds are in
+# fuzz-x509 core.x509_parse and core.x509_verify, fuzz-http
+# core.http_response and core.dns_tcp_frame (first byte: eof/head flags). Seeds are in
 # fuzz/corpus/<target>/ and are only read; the growing corpus lives in
 # $(FUZZ_RUN)/<target>/, findings in $(FUZZ_RUN)/findings/. A finding is
 # reproduced with `$(FUZZ_BUILD)/fuzz-<target> FILE`; keep it as
@@ -27,19 +28,22 @@ FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_RUN     ?= fuzz/corpus-run
 FUZZ_TIME    ?= 60
-FUZZ_TARGETS ?= smtp dns x509
+FUZZ_TARGETS ?= smtp dns x509 http
 FUZZ_FLAGS   ?=
 FUZZ_SAN     ?= -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS  ?= -O1 -g -fno-omit-frame-pointer -std=c99 \
                 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 FUZZ_LIMITS  ?= -DMXP_SMTP_LINE_MAX=128 -DMXP_SMTP_LINES_MAX=16 \
                 -DMXP_SMTP_REPLY_MAX=1024 -DMXP_DNS_RR_MAX=64 -DMXP_TEXT_MAX=64 \
-                -DMXP_X509_CHAIN_MAX=4 -DMXP_X509_SAN_MAX=16
+                -DMXP_X509_CHAIN_MAX=4 -DMXP_X509_SAN_MAX=16 \
+                -DMXP_HTTP_HEADER_MAX=512 -DMXP_HTTP_BODY_MAX=1024 \
+                -DMXP_HTTP_HEADERS_MAX=8 -DMXP_HTTP_CHUNK_LINE_MAX=64
 FUZZ_LUALIB  ?= -llua$(LUA_VERSION)
 FUZZ_CA      ?= fuzz/ca.pem
 FUZZ_MAXLEN_smtp ?= 4096
 FUZZ_MAXLEN_dns  ?= 8192
 FUZZ_MAXLEN_x509 ?= 8192
+FUZZ_MAXLEN_http ?= 4096
 
 FUZZ_BINS = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz-%)
 
@@ -60,7 +64,7 @@ $(FUZZ_BUILD)/fuzz-%: fuzz/fuzz_%.c fuzz/harness.c fuzz/harness.h $(SRCS) csrc/m
 fuzz: fuzz-build
 	@failed=0; for t in $(FUZZ_TARGETS); do \
 	    case $$t in smtp) m=$(FUZZ_MAXLEN_smtp);; dns) m=$(FUZZ_MAXLEN_dns);; \
-	        x509) m=$(FUZZ_MAXLEN_x509);; *) m=4096;; esac; \
+	        x509) m=$(FUZZ_MAXLEN_x509);; http) m=$(FUZZ_MAXLEN_http);; *) m=4096;; esac; \
 	    MXP_FUZZ_CA=$(FUZZ_CA) sh fuzz/run.sh $$t $(FUZZ_BUILD)/fuzz-$$t $(FUZZ_TIME) $$m \
 	        $(FUZZ_RUN) $(FUZZ_FLAGS) || failed=1; \
 	done; exit $$failed

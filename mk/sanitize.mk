@@ -95,8 +95,9 @@ test-valgrind: $(SO)
 # The fuzz seeds, the kept findings and the scratch corpus the fuzzers grew
 # (if any), through the normal build under valgrind (fuzz/replay.lua): the
 # fuzz build does not instrument ldns, OpenSSL or Lua, memcheck sees them.
-VALGRIND_CORPUS ?= fuzz/corpus/smtp fuzz/corpus/dns fuzz/corpus/x509 fuzz/crashes \
-                   fuzz/corpus-run/smtp fuzz/corpus-run/dns fuzz/corpus-run/x509
+VALGRIND_CORPUS ?= fuzz/corpus/smtp fuzz/corpus/dns fuzz/corpus/x509 fuzz/corpus/http \
+                   fuzz/crashes fuzz/corpus-run/smtp fuzz/corpus-run/dns \
+                   fuzz/corpus-run/x509 fuzz/corpus-run/http
 
 .PHONY: valgrind-corpus
 valgrind-corpus: $(SO)

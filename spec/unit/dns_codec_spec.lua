@@ -463,3 +463,52 @@ describe("core.dns_reverse_name #unit", function()
     assert.has_error(function() core.dns_reverse_name() end)
   end)
 end)
+
+describe("core.dns_tcp_frame #unit", function()
+  local frame = core.dns_tcp_frame
+  local q = assert(core.dns_query("example.test", "MX", 0x1234))
+
+  local function tcp(m) return string.pack(">s2", m) end
+
+  it("returns the message without its length, and the index after it", function()
+    local m, nxt = frame(tcp(q), 1)
+    assert.equal(q, m)
+    assert.equal(#q + 3, nxt)
+    local two = tcp(q) .. tcp(q .. "")
+    local _, n1 = frame(two, 1)
+    local m2, n2 = frame(two, n1)
+    assert.equal(q, m2)
+    assert.equal(#two + 1, n2)
+  end)
+
+  it("returns false for every proper prefix, eof or not", function()
+    local whole = tcp(q)
+    for i = 0, #whole - 1 do
+      assert.is_false(frame(whole:sub(1, i), 1))
+      assert.is_false(frame(whole:sub(1, i), 1, true))
+    end
+  end)
+
+  it("refuses a zero length, and leaves short messages to dns_parse", function()
+    local r, msg, code = frame("\0\0" .. q, 1)
+    assert.is_nil(r)
+    assert.equal("protocol", code)
+    assert.equal("DNS over TCP: a zero-length message", msg)
+    assert.equal("x", frame("\0\1x", 1))
+    assert.same({ nil, "dns: message of 1 bytes is shorter than a header", "protocol" },
+      { core.dns_parse("x") })
+  end)
+
+  it("frames the largest message", function()
+    local big = ("x"):rep(65535)
+    local m, nxt = frame(string.pack(">I2", 65535) .. big, 1)
+    assert.equal(big, m)
+    assert.equal(65538, nxt)
+  end)
+
+  it("raises on misuse", function()
+    assert.has_error(function() frame() end)
+    assert.has_error(function() frame("ab", 0) end)
+    assert.has_error(function() frame("ab", 4) end)
+  end)
+end)
