@@ -18,17 +18,6 @@ local M = {}
 M.smtp = core.smtp_reply
 M.dns_tcp = core.dns_tcp_frame
 
--- INTERIM until core.dns_tcp_frame lands: the same contract in Lua.
-if not M.dns_tcp then
-  M.dns_tcp = function(buf, pos)
-    if #buf - pos + 1 < 2 then return false end
-    local len = (buf:byte(pos) << 8) | buf:byte(pos + 1)
-    if len == 0 then return nil, "DNS over TCP: a zero-length message", "protocol" end
-    if #buf - pos + 1 < 2 + len then return false end
-    return buf:sub(pos + 2, pos + 1 + len), pos + 2 + len
-  end
-end
-
 --- One HTTP response; opts as core.http_response (header_max, body_max, head).
 function M.http(buf, pos, eof, opts)
   return core.http_response(buf, pos, eof, opts)

@@ -32,6 +32,7 @@ M.defaults = {
   concurrency = 64,          -- queries (domains) in flight at once
   resolver = nil,            -- "ADDR[:PORT]"; default /etc/resolv.conf
   ca_file = nil,             -- default: the system CA store
+  chain_cache = true,        -- reuse a chain's decoded result within a run
 }
 
 local function local_hostname()
