@@ -35,22 +35,10 @@ fi
 echo "bench: open files limit $(ulimit -n)"
 
 LAB=spec/lab
-PF=$(pwd)/$LAB/state/postfix   # postfix -c wants an absolute path
 log=${BUILD:-build}/bench/lab-up.log
 mkdir -p "$(dirname "$log")"
 
 sh $LAB/lab.sh up >"$log" 2>&1 || { cat "$log" >&2; echo "bench: lab up failed" >&2; exit 1; }
 trap 'sh $LAB/lab.sh down >/dev/null 2>&1' EXIT INT TERM
-
-# The relay test's MAIL FROM opens a queue file that RSET abandons, so
-# nothing is ever delivered; Postfix's inflow control then pauses every
-# MAIL FROM by in_flow_delay (1 s) once its tokens run out (after about 100
-# transactions). The pause is wall time on the server side, no client CPU,
-# but it would stretch the bench past its time budget. Off for this run
-# only (the lab's state/ is made afresh at every "up").
-PATH=$PATH:/usr/sbin:/sbin
-postconf -c "$PF" -e in_flow_delay=0s && postfix -c "$PF" reload >/dev/null 2>&1 ||
-	echo "bench: could not turn in_flow_delay off (runs will be slow)" >&2
-sleep 1
 
 ${LUA:-lua5.4} bench/bench.lua

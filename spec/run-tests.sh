@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs the spec suite and ends with one line "N passed, N failed".
-#   sh spec/run-tests.sh            unit + integration (starts and stops the lab)
-#   sh spec/run-tests.sh --unit     unit specs only: no sockets, no lab
+#   sh spec/run-tests.sh            unit + integration + regress (starts and stops the lab)
+#   sh spec/run-tests.sh --unit     unit and regress specs only: no sockets, no lab
 # Environment:
 #   BUSTED         busted command (default busted)
 #   MXPROBE_CPATH  where mxprobe.core is (read by .busted; default build/)
@@ -16,10 +16,12 @@ trap 'rm -f "$log"' EXIT
 
 if [ "${1:-}" = "--unit" ]; then
 	set -- spec/unit
+	[ -d spec/regress ] && set -- "$@" spec/regress
 else
 	sh spec/lab/lab.sh up || { echo "lab did not start"; echo "0 passed, 1 failed"; exit 1; }
 	trap 'sh spec/lab/lab.sh down >/dev/null 2>&1; rm -f "$log"' EXIT
 	set -- spec/unit spec/integration
+	[ -d spec/regress ] && set -- "$@" spec/regress
 fi
 
 $BUSTED --lua=lua5.4 -o TAP "$@" > "$log" 2>&1
@@ -31,7 +33,7 @@ runner_failed=0
 if [ -n "${SAN_BUSTED:-}" ]; then
 	echo "# --- the same unit and hostile-peer specs on the sanitizer build (${SAN_CPATH:-}) ---"
 	sanlog=$(mktemp)
-	MXPROBE_CPATH=$SAN_CPATH $SAN_BUSTED --lua=lua5.4 -o TAP spec/unit spec/integration/hostile_*_spec.lua \
+	MXPROBE_CPATH=$SAN_CPATH $SAN_BUSTED --lua=lua5.4 -o TAP spec/unit $( [ -d spec/regress ] && echo spec/regress ) spec/integration/hostile_*_spec.lua \
 		> "$sanlog" 2>&1
 	src=$?
 	sed 's/^\(not \)\{0,1\}ok [0-9]* - /&[asan] /' "$sanlog" >> "$log"
