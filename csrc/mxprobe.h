@@ -22,9 +22,12 @@
 #define MXP_TLS_MT    "mxprobe.tls"
 #define MXP_POLLER_MT "mxprobe.poller"
 #define MXP_TLS_CONFIG_MT "mxprobe.tls.config"    /* one libtls config */
+#define MXP_X509_GUARD_MT "mxprobe.x509.guard"    /* OpenSSL objects of one call */
+#define MXP_X509_STORE_MT "mxprobe.x509.store"    /* one cached CA store */
 
 /* registry fields */
 #define MXP_TLS_CONFIGS_KEY "mxprobe.tls.configs"   /* option key -> config */
+#define MXP_X509_STORES_KEY "mxprobe.x509.stores"   /* CA file -> store */
 
 /* ---- limits ---------------------------------------------------------- */
 #ifndef MXP_SMTP_LINE_MAX      /* bytes in one reply line, CRLF included */

@@ -6,6 +6,18 @@
  *   core.x509_parse(pem)        -> { cert, ... } leaf first | nil, msg, code
  *   core.x509_verify(pem, opts) -> { ok, reason, detail, depth, errors, ... }
  *                                 | nil, msg, code
+ *   core.x509_chain(pem, opts)  -> { certificates = <x509_parse's>,
+ *                                    verify = <x509_verify's> | nil,
+ *                                    verify_error = msg (CA not loaded),
+ *                                    presented = n, truncated = true? }
+ *                                 | nil, msg, code
+ *
+ * x509_chain decodes the PEM once and takes both the fields and the
+ * verification from the same X509 objects (the two others are the same
+ * code on their own). Over MXP_X509_CHAIN_MAX certificates it keeps and
+ * judges the first ones, counts the rest's PEM blocks without decoding
+ * them and says truncated; x509_parse and x509_verify refuse such a chain
+ * (too-long).
  *
  * Facts only: an untrusted chain is a result (ok = false), never an error.
  * Every OpenSSL object lives in a "guard" userdata while Lua tables are
@@ -33,9 +45,6 @@
 #define MXP_X509_ERRORS_MAX 64
 #endif
 
-#define GUARD_MT  "mxprobe.x509.guard"
-#define STORE_MT  "mxprobe.x509.store"
-#define STORES_KEY "mxprobe.x509.stores"   /* registry: ca key -> store */
 
 /* ---- guard: owns everything one call allocates ------------------------ */
 
@@ -52,7 +61,9 @@ struct guard {
 	X509_STORE_CTX *ctx;
 	GENERAL_NAMES *gens;
 	int nerr;
-	int truncated;
+	int truncated;     /* more errors than MXP_X509_ERRORS_MAX */
+	int presented;     /* PEM certificates in the input */
+	int cut;           /* chain longer than MXP_X509_CHAIN_MAX, rest not decoded */
 	struct verr err[MXP_X509_ERRORS_MAX];
 };
 
@@ -82,7 +93,7 @@ static void guard_release(struct guard *g)
 
 static int guard_gc(lua_State *L)
 {
-	guard_release(luaL_checkudata(L, 1, GUARD_MT));
+	guard_release(luaL_checkudata(L, 1, MXP_X509_GUARD_MT));
 	return 0;
 }
 
@@ -91,7 +102,7 @@ static struct guard *guard_new(lua_State *L)
 {
 	struct guard *g = lua_newuserdatauv(L, sizeof *g, 0);
 	memset(g, 0, sizeof *g);
-	luaL_setmetatable(L, GUARD_MT);
+	luaL_setmetatable(L, MXP_X509_GUARD_MT);
 	return g;
 }
 
@@ -175,9 +186,37 @@ static int is_self_issued(X509 *x)
 
 /* ---- parsing ----------------------------------------------------------- */
 
+/* PEM certificate blocks in p[0..n), counted, not decoded: the BEGIN
+ * lines PEM_read_bio_X509 reads ("CERTIFICATE", "X509 CERTIFICATE") */
+static int count_pem(const char *p, size_t n)
+{
+	static const char *const begins[] = {
+		"-----BEGIN CERTIFICATE-----", "-----BEGIN X509 CERTIFICATE-----"
+	};
+	int count = 0;
+	size_t i, k;
+
+	for (i = 0; i < n; i++) {
+		if (p[i] != '-')
+			continue;
+		for (k = 0; k < 2; k++) {
+			size_t m = strlen(begins[k]);
+			if (n - i >= m && memcmp(p + i, begins[k], m) == 0) {
+				count++;
+				i += m - 1;
+				break;
+			}
+		}
+	}
+	return count;
+}
+
 /* PEM text at stack index idx -> g->chain; returns 0 or pushes nil,msg,code
- * and returns 3 */
-static int read_chain(lua_State *L, int idx, struct guard *g, const char *what)
+ * and returns 3. keep: over MXP_X509_CHAIN_MAX certificates, keep the
+ * first ones and set g->cut (else too-long). g->presented: how many the
+ * text holds. */
+static int read_chain(lua_State *L, int idx, struct guard *g, const char *what,
+    int keep)
 {
 	size_t len;
 	const char *pem = luaL_checklstring(L, idx, &len);
@@ -197,7 +236,8 @@ static int read_chain(lua_State *L, int idx, struct guard *g, const char *what)
 		ERR_clear_error();
 		return luaL_error(L, "%s: out of memory", what);
 	}
-	while ((x = PEM_read_bio_X509(g->bio, NULL, NULL, NULL)) != NULL) {
+	while (!(keep && sk_X509_num(g->chain) >= MXP_X509_CHAIN_MAX) &&
+	    (x = PEM_read_bio_X509(g->bio, NULL, NULL, NULL)) != NULL) {
 		if (sk_X509_num(g->chain) >= MXP_X509_CHAIN_MAX) {
 			X509_free(x);
 			ERR_clear_error();
@@ -212,6 +252,16 @@ static int read_chain(lua_State *L, int idx, struct guard *g, const char *what)
 			ERR_clear_error();
 			return luaL_error(L, "%s: out of memory", what);
 		}
+	}
+	g->presented = sk_X509_num(g->chain);
+	if (keep && g->presented >= MXP_X509_CHAIN_MAX) {
+		/* the rest is counted, not decoded (nor judged) */
+		char *rest = NULL;
+		long n = BIO_get_mem_data(g->bio, &rest);
+		int more = n > 0 && rest != NULL ? count_pem(rest, (size_t)n) : 0;
+		g->presented += more;
+		g->cut = more > 0;
+		ERR_clear_error();
 	}
 	/* the loop ends on "no start line" when the text is used up; anything
 	 * else is a broken certificate */
@@ -513,23 +563,30 @@ static void push_cert(lua_State *L, X509 *x, struct guard *g)
 	ERR_clear_error();
 }
 
-static int l_x509_parse(lua_State *L)
+/* pushes the list of certificate tables of g->chain */
+static void push_certs(lua_State *L, struct guard *g)
 {
-	struct guard *g;
-	int i, n, r;
+	int i, n = sk_X509_num(g->chain);
 
-	luaL_checkstring(L, 1);
-	g = guard_new(L);
-	if ((r = read_chain(L, 1, g, "x509 parse")) != 0) {
-		guard_release(g);
-		return r;
-	}
-	n = sk_X509_num(g->chain);
 	lua_createtable(L, n, 0);
 	for (i = 0; i < n; i++) {
 		push_cert(L, sk_X509_value(g->chain, i), g);
 		lua_rawseti(L, -2, i + 1);
 	}
+}
+
+static int l_x509_parse(lua_State *L)
+{
+	struct guard *g;
+	int r;
+
+	luaL_checkstring(L, 1);
+	g = guard_new(L);
+	if ((r = read_chain(L, 1, g, "x509 parse", 0)) != 0) {
+		guard_release(g);
+		return r;
+	}
+	push_certs(L, g);
 	guard_release(g);
 	return 1;
 }
@@ -542,7 +599,7 @@ struct store {
 
 static int store_gc(lua_State *L)
 {
-	struct store *s = luaL_checkudata(L, 1, STORE_MT);
+	struct store *s = luaL_checkudata(L, 1, MXP_X509_STORE_MT);
 	if (s->st != NULL) {
 		X509_STORE_free(s->st);
 		s->st = NULL;
@@ -553,12 +610,13 @@ static int store_gc(lua_State *L)
 /* the store for ca_file (NULL: system default); loaded once per Lua state
  * and CA file, then reused. Returns it, or pushes nil,msg,code and returns
  * NULL. */
-static X509_STORE *get_store(lua_State *L, const char *ca_file)
+static X509_STORE *get_store(lua_State *L, const char *ca_file,
+    const char *what)
 {
 	struct store *s;
 	int ok;
 
-	lua_getfield(L, LUA_REGISTRYINDEX, STORES_KEY);
+	lua_getfield(L, LUA_REGISTRYINDEX, MXP_X509_STORES_KEY);
 	/* the system store is under the key true, so no file name can
 	 * collide with it */
 	if (ca_file != NULL)
@@ -567,7 +625,7 @@ static X509_STORE *get_store(lua_State *L, const char *ca_file)
 		lua_pushboolean(L, 1);
 	lua_pushvalue(L, -1);
 	lua_rawget(L, -3);                       /* cache key value */
-	s = luaL_testudata(L, -1, STORE_MT);
+	s = luaL_testudata(L, -1, MXP_X509_STORE_MT);
 	if (s != NULL && s->st != NULL) {
 		lua_pop(L, 3);
 		return s->st;
@@ -576,11 +634,11 @@ static X509_STORE *get_store(lua_State *L, const char *ca_file)
 	/* created empty before the store exists, so __gc owns it */
 	s = lua_newuserdatauv(L, sizeof *s, 0);  /* cache key ud */
 	s->st = NULL;
-	luaL_setmetatable(L, STORE_MT);
+	luaL_setmetatable(L, MXP_X509_STORE_MT);
 	ERR_clear_error();
 	if ((s->st = X509_STORE_new()) == NULL) {
 		ERR_clear_error();
-		luaL_error(L, "x509 verify: out of memory");
+		luaL_error(L, "%s: out of memory", what);
 	}
 	if (ca_file != NULL)
 		ok = X509_STORE_load_file(s->st, ca_file);
@@ -593,7 +651,7 @@ static X509_STORE *get_store(lua_State *L, const char *ca_file)
 		s->st = NULL;
 		lua_pop(L, 3);
 		lua_pushnil(L);
-		lua_pushfstring(L, "x509 verify: CA %s %s: %s",
+		lua_pushfstring(L, "%s: CA %s %s: %s", what,
 		    ca_file != NULL ? "file" : "store",
 		    ca_file != NULL ? ca_file : "(system)", r);
 		lua_pushstring(L, MXP_E_ERROR);
@@ -678,58 +736,62 @@ static void push_error(lua_State *L, const struct verr *v)
 	lua_setfield(L, -2, "detail");
 }
 
-static int l_x509_verify(lua_State *L)
-{
-	struct guard *g;
-	X509_STORE *st;
-	X509_VERIFY_PARAM *param;
-	const char *name = NULL, *ca_file = NULL;
-	size_t namelen = 0;
-	int have_time = 0, i, n, r, ret, name_match = 0;
-	lua_Integer when = 0;
+struct vopts {
+	const char *name, *ca_file;
+	size_t namelen;
+	int have_time;
+	lua_Integer when;
+};
 
-	luaL_checkstring(L, 1);
+/* opts at stack index 2 -> o. opts.name and opts.ca_file are left at
+ * stack index 3 and 4 while their pointers are in use: an __index
+ * function may have made them, and then nothing else keeps them from the
+ * collector. Misuse raises. */
+static void read_vopts(lua_State *L, struct vopts *o)
+{
+	memset(o, 0, sizeof *o);
 	lua_settop(L, 2);
-	/* opts.name and opts.ca_file stay on the stack (3, 4) while their
-	 * pointers are in use: an __index function may have made them, and
-	 * then nothing else keeps them from the collector */
 	lua_pushnil(L);                                /* 3: opts.name */
 	lua_pushnil(L);                                /* 4: opts.ca_file */
-	if (!lua_isnil(L, 2)) {
-		luaL_checktype(L, 2, LUA_TTABLE);
-		if (lua_getfield(L, 2, "name") != LUA_TNIL) {
-			if (lua_type(L, -1) != LUA_TSTRING)
-				return luaL_argerror(L, 2,
-				    "opts.name: string expected");
-			name = lua_tolstring(L, -1, &namelen);
-		}
-		lua_replace(L, 3);
-		if (lua_getfield(L, 2, "ca_file") != LUA_TNIL) {
-			if (lua_type(L, -1) != LUA_TSTRING)
-				return luaL_argerror(L, 2,
-				    "opts.ca_file: string expected");
-			ca_file = lua_tostring(L, -1);
-		}
-		lua_replace(L, 4);
-		if (lua_getfield(L, 2, "time") != LUA_TNIL) {
-			if (!lua_isinteger(L, -1))
-				return luaL_argerror(L, 2,
-				    "opts.time: integer expected");
-			when = lua_tointeger(L, -1);
-			have_time = 1;
-		}
-		lua_pop(L, 1);
+	if (lua_isnil(L, 2))
+		return;
+	luaL_checktype(L, 2, LUA_TTABLE);
+	if (lua_getfield(L, 2, "name") != LUA_TNIL) {
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_argerror(L, 2, "opts.name: string expected");
+		o->name = lua_tolstring(L, -1, &o->namelen);
 	}
-	g = guard_new(L);                              /* 5 */
-	if ((r = read_chain(L, 1, g, "x509 verify")) != 0) {
-		guard_release(g);
-		return r;
+	lua_replace(L, 3);
+	if (lua_getfield(L, 2, "ca_file") != LUA_TNIL) {
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_argerror(L, 2, "opts.ca_file: string expected");
+		o->ca_file = lua_tostring(L, -1);
 	}
-	if ((st = get_store(L, ca_file)) == NULL) {
-		guard_release(g);
+	lua_replace(L, 4);
+	if (lua_getfield(L, 2, "time") != LUA_TNIL) {
+		if (!lua_isinteger(L, -1))
+			luaL_argerror(L, 2, "opts.time: integer expected");
+		o->when = lua_tointeger(L, -1);
+		o->have_time = 1;
+	}
+	lua_pop(L, 1);
+}
+
+/* Verifies g->chain (leaf first) against the store of o->ca_file and
+ * pushes the result table; or, when the store cannot be loaded, pushes
+ * nil, msg, code and returns 3. Returns 1 otherwise. */
+static int verify_chain(lua_State *L, struct guard *g, const struct vopts *o,
+    const char *what)
+{
+	X509_STORE *st;
+	X509_VERIFY_PARAM *param;
+	int i, n, ret, name_match = 0;
+
+	if ((st = get_store(L, o->ca_file, what)) == NULL)
 		return 3;
-	}
 	n = sk_X509_num(g->chain);
+	g->nerr = 0;
+	g->truncated = 0;
 	if ((g->untrusted = sk_X509_new_null()) == NULL ||
 	    (g->ctx = X509_STORE_CTX_new()) == NULL)
 		goto oom;
@@ -742,27 +804,29 @@ static int l_x509_verify(lua_State *L)
 		goto oom;
 	param = X509_STORE_CTX_get0_param(g->ctx);
 	X509_VERIFY_PARAM_set_auth_level(param, 2);
-	if (have_time)
-		X509_VERIFY_PARAM_set_time(param, (time_t)when);
+	if (o->have_time)
+		X509_VERIFY_PARAM_set_time(param, (time_t)o->when);
 	X509_STORE_CTX_set_verify_cb(g->ctx, verify_cb);
 	X509_STORE_CTX_set_app_data(g->ctx, g);
 	ret = X509_verify_cert(g->ctx);
 	if (ret != 1 && g->nerr == 0) {
 		/* failed without reporting through the callback (internal) */
-		if (g->nerr < MXP_X509_ERRORS_MAX) {
-			struct verr *v = &g->err[g->nerr++];
-			v->error = X509_STORE_CTX_get_error(g->ctx);
-			if (v->error == X509_V_OK)
-				v->error = X509_V_ERR_UNSPECIFIED;
-			v->depth = X509_STORE_CTX_get_error_depth(g->ctx);
-			v->last_presented = 0;
-		}
+		struct verr *v = &g->err[g->nerr++];
+		v->error = X509_STORE_CTX_get_error(g->ctx);
+		if (v->error == X509_V_OK)
+			v->error = X509_V_ERR_UNSPECIFIED;
+		v->depth = X509_STORE_CTX_get_error_depth(g->ctx);
+		v->last_presented = 0;
 	}
 	ERR_clear_error();
-	if (name != NULL)
-		name_match = X509_check_host(sk_X509_value(g->chain, 0), name,
-		    namelen, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1;
+	if (o->name != NULL)
+		name_match = X509_check_host(sk_X509_value(g->chain, 0), o->name,
+		    o->namelen, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1;
 	ERR_clear_error();
+	X509_STORE_CTX_free(g->ctx);
+	g->ctx = NULL;
+	sk_X509_free(g->untrusted);
+	g->untrusted = NULL;
 
 	lua_createtable(L, 0, 11);
 	set_boolean(L, "ok", ret == 1 && g->nerr == 0);
@@ -783,23 +847,73 @@ static int l_x509_verify(lua_State *L)
 	lua_setfield(L, -2, "errors");
 	if (g->truncated)
 		set_boolean(L, "errors_truncated", 1);
-	if (name != NULL) {
-		lua_pushlstring(L, name, namelen);
+	if (o->name != NULL) {
+		lua_pushlstring(L, o->name, o->namelen);
 		lua_setfield(L, -2, "name");
 	}
 	set_boolean(L, "name_match", name_match);
-	if (ca_file != NULL)
-		lua_pushstring(L, ca_file);
+	if (o->ca_file != NULL)
+		lua_pushstring(L, o->ca_file);
 	else
 		lua_pushliteral(L, "system");
 	lua_setfield(L, -2, "ca");
 	set_integer(L, "chain_length", n);
-	guard_release(g);
 	return 1;
 oom:
 	ERR_clear_error();
 	guard_release(g);
-	return luaL_error(L, "x509 verify: out of memory");
+	return luaL_error(L, "%s: out of memory", what);
+}
+
+static int l_x509_verify(lua_State *L)
+{
+	struct guard *g;
+	struct vopts o;
+	int r;
+
+	luaL_checkstring(L, 1);
+	read_vopts(L, &o);
+	g = guard_new(L);                              /* 5 */
+	if ((r = read_chain(L, 1, g, "x509 verify", 0)) != 0 ||
+	    (r = verify_chain(L, g, &o, "x509 verify")) != 1) {
+		guard_release(g);
+		return r;
+	}
+	guard_release(g);
+	return 1;
+}
+
+static int l_x509_chain(lua_State *L)
+{
+	struct guard *g;
+	struct vopts o;
+	int r;
+
+	luaL_checkstring(L, 1);
+	read_vopts(L, &o);
+	g = guard_new(L);                              /* 5 */
+	if ((r = read_chain(L, 1, g, "x509 chain", 1)) != 0) {
+		guard_release(g);
+		return r;
+	}
+	lua_createtable(L, 0, 5);                      /* 6: result */
+	push_certs(L, g);
+	lua_setfield(L, 6, "certificates");
+	set_integer(L, "presented", g->presented);
+	if (g->cut)
+		set_boolean(L, "truncated", 1);
+	if (verify_chain(L, g, &o, "x509 chain") == 1) {
+		lua_setfield(L, 6, "verify");
+	} else {
+		/* the certificates stand; only the judgement is missing:
+		 * nil, msg, code on the stack */
+		lua_pop(L, 1);
+		lua_setfield(L, 6, "verify_error");
+		lua_pop(L, 1);
+	}
+	guard_release(g);
+	lua_settop(L, 6);
+	return 1;
 }
 
 void mxp_x509_open(lua_State *L)
@@ -807,22 +921,23 @@ void mxp_x509_open(lua_State *L)
 	static const luaL_Reg funcs[] = {
 		{"x509_parse", l_x509_parse},
 		{"x509_verify", l_x509_verify},
+		{"x509_chain", l_x509_chain},
 		{NULL, NULL}
 	};
 
-	if (luaL_newmetatable(L, GUARD_MT)) {
+	if (luaL_newmetatable(L, MXP_X509_GUARD_MT)) {
 		lua_pushcfunction(L, guard_gc);
 		lua_setfield(L, -2, "__gc");
 	}
 	lua_pop(L, 1);
-	if (luaL_newmetatable(L, STORE_MT)) {
+	if (luaL_newmetatable(L, MXP_X509_STORE_MT)) {
 		lua_pushcfunction(L, store_gc);
 		lua_setfield(L, -2, "__gc");
 	}
 	lua_pop(L, 1);
-	if (lua_getfield(L, LUA_REGISTRYINDEX, STORES_KEY) != LUA_TTABLE) {
+	if (lua_getfield(L, LUA_REGISTRYINDEX, MXP_X509_STORES_KEY) != LUA_TTABLE) {
 		lua_newtable(L);
-		lua_setfield(L, LUA_REGISTRYINDEX, STORES_KEY);
+		lua_setfield(L, LUA_REGISTRYINDEX, MXP_X509_STORES_KEY);
 	}
 	lua_pop(L, 1);
 	luaL_setfuncs(L, funcs, 0);

@@ -422,3 +422,140 @@ describe("core.x509_verify #unit", function()
     assert.has_error(function() core.x509_verify(chain, { time = "now" }) end)
   end)
 end)
+
+describe("core.x509_chain #unit", function()
+  local HOSTILE = here .. "/../hostile/certs/"
+  local HOSTILE_CA = HOSTILE .. "ca.pem"
+
+  local function file(path)
+    local f = assert(io.open(path, "rb"))
+    local s = f:read("a")
+    f:close()
+    return s
+  end
+
+  -- the PEM blocks of a text, in order
+  local function blocks(pem)
+    local out = {}
+    for b in pem:gmatch("%-%-%-%-%-BEGIN CERTIFICATE%-%-%-%-%-.-%-%-%-%-%-END CERTIFICATE%-%-%-%-%-\n?") do
+      out[#out + 1] = b
+    end
+    return out
+  end
+
+  -- x509_chain(pem, opts) against x509_parse(pem) and x509_verify(pem, opts)
+  local function same_as_two_calls(pem, opts)
+    local r = assert(core.x509_chain(pem, opts))
+    local certs = assert(core.x509_parse(pem))
+    local v = assert(core.x509_verify(pem, opts))
+    assert.equal(#certs, #r.certificates)
+    for i = 1, #certs do
+      assert.same(certs[i], r.certificates[i])
+    end
+    assert.same(v, r.verify)
+    assert.equal(#certs, r.presented)
+    assert.is_nil(r.truncated)
+    assert.is_nil(r.verify_error)
+    return r
+  end
+
+  local fixtures = {}
+  for _, name in ipairs({ "chain.pem", "fullchain.pem", "intermediate.pem", "leaf-critical.pem",
+    "leaf-ec.pem", "leaf-ed25519.pem", "leaf-expired.pem", "leaf-invalid-ca.pem", "leaf-nul.pem",
+    "leaf-rsa1024.pem", "leaf-sha1.pem", "leaf.pem", "root.pem", "selfsigned.pem" }) do
+    fixtures[#fixtures + 1] = { name, read(name), ROOT }
+  end
+  fixtures[#fixtures + 1] = { "leaf-expired + intermediate", read("leaf-expired.pem") .. read("intermediate.pem"), ROOT }
+  for _, name in ipairs({ "cert-many-sans.pem", "cert-nul-cn.pem", "chain-wrong-order.pem",
+    "normal.pem", "rsa-16384.pem", "unknown-critical-ext.pem", "ca.pem" }) do
+    fixtures[#fixtures + 1] = { "hostile/" .. name, file(HOSTILE .. name), HOSTILE_CA }
+  end
+
+  it("gives, field by field, what x509_parse and x509_verify give, on every fixture", function()
+    for _, f in ipairs(fixtures) do
+      local name, pem, ca = f[1], f[2], f[3]
+      for _, opts in ipairs({
+        { ca_file = ca },
+        { ca_file = ca, name = "mx1.example.test" },
+        { ca_file = ca, name = "mx1.example.test", time = T2021_06_01 },
+        { ca_file = ca, time = T2125_01_01 },
+      }) do
+        local ok, err = pcall(same_as_two_calls, pem, opts)
+        assert(ok, name .. ": " .. tostring(err))
+      end
+    end
+  end)
+
+  it("verifies against the system store when no CA file is given", function()
+    local r = same_as_two_calls(read("chain.pem"))
+    assert.equal("system", r.verify.ca)
+    assert.is_false(r.verify.ok)
+    same_as_two_calls(read("chain.pem"), { name = "mx1.example.test" })
+  end)
+
+  it("keeps and judges the first certificates of a chain over the limit, and counts them all", function()
+    local pem = file(HOSTILE .. "chain-200.pem")
+    local all = blocks(pem)
+    assert.equal(200, #all)
+    assert.same({ nil, "x509 parse: more than 32 certificates", "too-long" }, { core.x509_parse(pem) })
+    local r = assert(core.x509_chain(pem, { ca_file = HOSTILE_CA, name = "mx1.example.test" }))
+    assert.is_true(r.truncated)
+    assert.equal(200, r.presented)
+    assert.equal(32, core.limits.x509_chain_max)
+    assert.equal(32, #r.certificates)
+    local first = table.concat(all, "", 1, 32)
+    assert.same(assert(core.x509_parse(first)), r.certificates)
+    assert.same(assert(core.x509_verify(first, { ca_file = HOSTILE_CA, name = "mx1.example.test" })),
+      r.verify)
+    assert.equal(32, r.verify.chain_length)
+  end)
+
+  it("is not truncated at exactly the limit, and counts PEM blocks it does not decode", function()
+    local all = blocks(file(HOSTILE .. "chain-200.pem"))
+    local r = assert(core.x509_chain(table.concat(all, "", 1, 32)))
+    assert.is_nil(r.truncated)
+    assert.equal(32, r.presented)
+    -- what follows the 32nd is counted, not decoded: a broken block is a block
+    local broken = "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n"
+    r = assert(core.x509_chain(table.concat(all, "", 1, 32) .. broken .. all[33]))
+    assert.is_true(r.truncated)
+    assert.equal(34, r.presented)
+    assert.equal(32, #r.certificates)
+  end)
+
+  it("returns the certificates and verify_error when the CA file cannot be loaded", function()
+    local pem = read("chain.pem")
+    local missing = dir .. "no-such-ca.pem"
+    local r = assert(core.x509_chain(pem, { ca_file = missing, name = "mx1.example.test" }))
+    assert.same(assert(core.x509_parse(pem)), r.certificates)
+    assert.is_nil(r.verify)
+    local _, vmsg, vcode = core.x509_verify(pem, { ca_file = missing })
+    assert.equal("error", vcode)
+    assert.equal((vmsg:gsub("^x509 verify: ", "x509 chain: ")), r.verify_error)
+    assert.matches("^x509 chain: CA file .*no%-such%-ca%.pem: ", r.verify_error)
+    assert.equal(2, r.presented)
+  end)
+
+  it("fails as x509_parse does on input that holds no certificate", function()
+    assert.same({ nil, "x509 chain: no PEM certificate found", "protocol" },
+      { core.x509_chain("hello") })
+    local r, msg, code = core.x509_chain("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    assert.is_nil(r)
+    assert.matches("^x509 chain: certificate 1: ", msg)
+    assert.equal("protocol", code)
+    r, msg, code = core.x509_chain(("x"):rep(core.limits.x509_pem_max + 1))
+    assert.is_nil(r)
+    assert.equal("too-long", code)
+    assert.matches("PEM longer than", msg)
+  end)
+
+  it("raises on misuse", function()
+    local pem = read("leaf.pem")
+    assert.has_error(function() core.x509_chain() end)
+    assert.has_error(function() core.x509_chain({}) end)
+    assert.has_error(function() core.x509_chain(pem, "opts") end)
+    assert.has_error(function() core.x509_chain(pem, { name = 1 }) end)
+    assert.has_error(function() core.x509_chain(pem, { ca_file = {} }) end)
+    assert.has_error(function() core.x509_chain(pem, { time = 1.5 }) end)
+  end)
+end)
