@@ -228,21 +228,6 @@ local function clean_certs(certs)
   end
 end
 
--- INTERIM until core.x509_chain lands (two decodes)
-local x509_chain = core.x509_chain or function(pem, opts)
-  local certs, err, code = core.x509_parse(pem)
-  local r = {}
-  if not certs and code == "too-long" then
-    r.truncated = true
-    pem, r.presented = M.pem_prefix(pem, core.limits.x509_chain_max)
-    certs, err = core.x509_parse(pem)
-  end
-  if not certs then return nil, err end
-  r.certificates = certs
-  r.verify, r.verify_error = core.x509_verify(pem, opts)
-  return r
-end
-
 M.CHAIN_CACHE_MAX = 1024     -- chains whose decoded result a run keeps
 M.CHAIN_CACHE_SECONDS = 300  -- and for how long at most
 
@@ -271,7 +256,7 @@ function M.chain_result(cache, pem, opts, now)
     end
     if not crossed then return copy(e.result) end
   end
-  local r, err = x509_chain(pem, opts)
+  local r, err = core.x509_chain(pem, opts)
   if not r then return nil, err end
   cache.decoded = (cache.decoded or 0) + 1
   if cache.n >= M.CHAIN_CACHE_MAX then cache.entries, cache.n = {}, 0 end
@@ -291,7 +276,11 @@ function Session:chain(tls, pem)
   local s = self.s
   local opts = { name = self.mx, ca_file = self.o.ca_file }
   local r, err
-  if self.chains then r, err = M.chain_result(self.chains, pem, opts) else r, err = x509_chain(pem, opts) end
+  if self.chains then
+    r, err = M.chain_result(self.chains, pem, opts)
+  else
+    r, err = core.x509_chain(pem, opts)
+  end
   if not r then
     tls.chain_error = err
     return
@@ -299,7 +288,7 @@ function Session:chain(tls, pem)
   if r.truncated then
     -- the first certificates, leaf first, are kept and judged, and we say so
     tls.chain_truncated, tls.chain_presented = true, r.presented
-    tls.chain_error = ("more than %d certificates"):format(core.limits.x509_chain_max)
+    tls.chain_error = ("x509 parse: more than %d certificates"):format(core.limits.x509_chain_max)
     pem = (M.pem_prefix(pem, core.limits.x509_chain_max))
   end
   if #pem <= M.CHAIN_PEM_MAX then tls.chain_pem = pem else tls.chain_pem_omitted = #pem end
