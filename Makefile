@@ -14,26 +14,29 @@ CC           ?= cc
 WARN = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
        -Wpointer-arith -Wcast-qual -Wwrite-strings -Wformat=2 -Wundef \
        -Wvla -Wnull-dereference -Wimplicit-fallthrough -Wconversion -Wno-sign-conversion
+# CFLAGS is the user's (optimisation, -D limits...): `make CFLAGS=-O0` or
+# `make CFLAGS+=-DMXP_SMTP_LINE_MAX=4096` replace or extend it without
+# losing what the build needs, which is in BUILD_CFLAGS (lua-cjson's
+# model); `make check-build-flags` proves both.
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fPIC $(WARN) -I$(LUA_INCDIR)
-ifdef WERROR
-CFLAGS   += -Werror
-endif
+BUILD_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fPIC $(WARN) \
+               -I$(LUA_INCDIR) $(if $(WERROR),-Werror)
 LIBS     ?= -ltls -lldns -lcrypto -lssl
 LIBFLAG  ?= -shared
 
-SRCS  = csrc/core.c csrc/net.c csrc/smtp.c csrc/dns.c csrc/tls.c csrc/x509.c \
-        csrc/poller.c csrc/random.c csrc/http.c
+SRCS  = csrc/core.c csrc/err.c csrc/net.c csrc/smtp.c csrc/dns.c csrc/tls.c \
+        csrc/x509.c csrc/poller.c csrc/random.c csrc/http.c
 BUILD ?= build
 SO    = $(BUILD)/mxprobe/core.so
 
-.PHONY: all deps test test-after-deps unit lab-up lab-down demo bench install clean test-asan test-valgrind fuzz
+.PHONY: all deps test test-after-deps unit lint check-build-flags lab-up lab-down demo install \
+        clean test-asan test-valgrind fuzz
 
 all: $(SO)
 
 $(SO): $(SRCS) csrc/mxprobe.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LIBFLAG) -o $@ $(SRCS) $(LDFLAGS) $(LIBS)
+	$(CC) $(BUILD_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(LIBFLAG) -o $@ $(SRCS) $(LDFLAGS) $(LIBS)
 
 # Installs every Debian package the build, the tests and the lab need.
 deps:
@@ -47,7 +50,7 @@ deps:
 test: deps
 	$(MAKE) WERROR=1 test-after-deps
 
-test-after-deps: all asan
+test-after-deps: all asan check-build-flags
 	@rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS)
 	SAN_BUSTED='$(ASAN_BUSTED)' SAN_CPATH='$(ASAN_BUILD)/?.so' SAN_REPORTS='$(ASAN_REPORTS)' \
 	    sh spec/run-tests.sh
@@ -55,6 +58,23 @@ test-after-deps: all asan
 # Unit specs only: no sockets, no lab.
 unit: all
 	sh spec/run-tests.sh --unit
+
+# luacheck over every Lua file (.luacheckrc: Lua 5.4, busted in spec/).
+LUACHECK  ?= luacheck
+LINT_DIRS ?= $(wildcard lua spec bench examples bin)
+lint:
+	$(LUACHECK) $(LINT_DIRS)
+
+# The user's CFLAGS replaced (-O0) or extended (a limit): the core still
+# builds with what it needs, and the limit is in force.
+CHECK_BUILD = $(BUILD)/check-build-flags
+check-build-flags:
+	@rm -rf $(CHECK_BUILD)
+	$(MAKE) --no-print-directory BUILD=$(CHECK_BUILD)/O0 CFLAGS=-O0 all
+	$(MAKE) --no-print-directory BUILD=$(CHECK_BUILD)/limit 'CFLAGS+=-DMXP_SMTP_LINE_MAX=4096' all
+	LUA_CPATH='$(CHECK_BUILD)/limit/?.so' $(LUA) -e \
+	    'local n = require("mxprobe.core").limits.smtp_line_max; assert(n == 4096, n); print("check-build-flags: CFLAGS=-O0 and CFLAGS+=-D... build; smtp_line_max = " .. n)'
+	@rm -rf $(CHECK_BUILD)
 
 lab-up: all
 	sh spec/lab/lab.sh up
@@ -71,12 +91,6 @@ demo: deps all
 	echo "mxprobe exit status $$? (0 ok, 1 warning, 2 critical, 3 could not test)"
 	sh spec/lab/lab.sh down
 
-# Speed and memory, measured against the lab (numbers printed, not asserted).
-bench: deps all
-	sh spec/lab/lab.sh up
-	-LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;" $(LUA) bench/bench.lua
-	sh spec/lab/lab.sh down
-
 install: $(SO)
 	install -d $(DESTDIR)$(LUADIR)/mxprobe $(DESTDIR)$(LIBDIR)/mxprobe $(DESTDIR)$(BINDIR)
 	cp -R lua/mxprobe.lua lua/mxprobe $(DESTDIR)$(LUADIR)/
@@ -88,3 +102,5 @@ clean:
 
 # memory-safety runs (test-asan, test-valgrind) and libFuzzer targets (fuzz)
 include mk/sanitize.mk mk/fuzz.mk
+# `make bench`: speed and memory against the lab (the bench stream's file)
+-include mk/bench.mk

@@ -32,7 +32,7 @@ build = {
   modules = {
     ["mxprobe.core"] = {
       sources = {
-        "csrc/core.c", "csrc/net.c", "csrc/smtp.c", "csrc/dns.c", "csrc/tls.c", "csrc/x509.c",
+        "csrc/core.c", "csrc/err.c", "csrc/net.c", "csrc/smtp.c", "csrc/dns.c", "csrc/tls.c", "csrc/x509.c",
         "csrc/poller.c", "csrc/random.c", "csrc/http.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },

@@ -1,40 +1,8 @@
-/* core.c -- luaopen_mxprobe_core: only gathers each concern's functions. */
+/* core.c -- luaopen_mxprobe_core: only gathers each concern's functions
+ * (each file's mxp_<concern>_open) and the compiled-in limits. */
 #include "mxprobe.h"
 
-#include <errno.h>
-#include <string.h>
-
 int luaopen_mxprobe_core(lua_State *L);
-
-int mxp_push_fail(lua_State *L, const char *message, const char *code)
-{
-	lua_pushnil(L);
-	lua_pushstring(L, message);
-	lua_pushstring(L, code);
-	return 3;
-}
-
-static const char *errno_code(int err)
-{
-	switch (err) {
-	case ECONNREFUSED: return MXP_E_REFUSED;
-	case ETIMEDOUT: return MXP_E_TIMEOUT;
-	case ENETUNREACH: case EHOSTUNREACH: case EADDRNOTAVAIL:
-	case ENETDOWN: case EHOSTDOWN: case EAFNOSUPPORT:
-		return MXP_E_UNREACHABLE;
-	case ECONNRESET: case ECONNABORTED: return MXP_E_RESET;
-	case EPIPE: return MXP_E_CLOSED;
-	default: return MXP_E_ERROR;
-	}
-}
-
-int mxp_push_errno(lua_State *L, const char *context, int err)
-{
-	lua_pushnil(L);
-	lua_pushfstring(L, "%s: %s", context, strerror(err));
-	lua_pushstring(L, errno_code(err));
-	return 3;
-}
 
 /* the compiled-in limits, so Lua and the docs can show what is in force */
 static void push_limits(lua_State *L)

@@ -96,9 +96,9 @@
 #define MXP_E_TOOLONG     "too-long"
 #define MXP_E_ERROR       "error"
 
-/* push nil, "<context>: <strerror(err)>", code-for-errno; returns 3 */
+/* err.c: push nil, "<context>: <strerror(err)>", code-for-errno; returns 3 */
 int mxp_push_errno(lua_State *L, const char *context, int err);
-/* push nil, message, code; returns 3 */
+/* err.c: push nil, message, code; returns 3 */
 int mxp_push_fail(lua_State *L, const char *message, const char *code);
 
 /* one open function per concern; core.c calls each into the module table

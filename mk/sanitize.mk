@@ -1,6 +1,6 @@
 # mk/sanitize.mk -- memory-safety runs of the spec suite. Included at the
-# end of the top Makefile, whose SRCS, CFLAGS, LIBFLAG, LDFLAGS, LIBS and
-# LUA_VERSION it uses; every name here is an overridable ?= variable.
+# end of the top Makefile, whose SRCS, BUILD_CFLAGS, CFLAGS, LIBFLAG,
+# LDFLAGS, LIBS and LUA_VERSION it uses; every name here is an overridable ?= variable.
 #
 #   make test-asan       AddressSanitizer + UBSan build, unit specs
 #   make test-asan-all   the same build, unit + integration specs (starts the lab)
@@ -60,7 +60,7 @@ asan: $(ASAN_SO)
 # The C core only changes; CFLAGS' own -O2 is overridden by the later -O1.
 $(ASAN_SO): $(SRCS) csrc/mxprobe.h mk/sanitize.mk
 	@mkdir -p $(dir $@)
-	$(ASAN_CC) $(CFLAGS) $(ASAN_CFLAGS) $(LIBFLAG) -o $@ $(SRCS) \
+	$(ASAN_CC) $(BUILD_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(ASAN_CFLAGS) $(LIBFLAG) -o $@ $(SRCS) \
 	    $(ASAN_LDFLAGS) $(LDFLAGS) $(LIBS)
 
 asan-runtime-check:

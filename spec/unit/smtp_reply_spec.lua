@@ -18,7 +18,8 @@ describe("core.smtp_reply #unit", function()
   end)
 
   it("keeps a postscreen-style 220- greeting as one reply with the final 220 line", function()
-    local r = core.smtp_reply("220-mx.postscreen.example.test ESMTP\r\n220 mx.postscreen.example.test ESMTP Postfix\r\n")
+    local r = core.smtp_reply("220-mx.postscreen.example.test ESMTP\r\n" ..
+      "220 mx.postscreen.example.test ESMTP Postfix\r\n")
     assert.equal(2, #r.lines)
   end)
 

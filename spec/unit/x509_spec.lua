@@ -403,6 +403,7 @@ describe("core.x509_verify #unit", function()
     r, msg, code = core.x509_verify(chain, { ca_file = dir .. "leaf.key" })
     assert.is_nil(r)
     assert.equal("error", code)
+    assert.matches("^x509 verify: CA file .*leaf%.key: ", msg)
     assert.is_nil(debug.getregistry()["mxprobe.x509.stores"][dir .. "leaf.key"])
   end)
 
@@ -465,7 +466,8 @@ describe("core.x509_chain #unit", function()
     "leaf-rsa1024.pem", "leaf-sha1.pem", "leaf.pem", "root.pem", "selfsigned.pem" }) do
     fixtures[#fixtures + 1] = { name, read(name), ROOT }
   end
-  fixtures[#fixtures + 1] = { "leaf-expired + intermediate", read("leaf-expired.pem") .. read("intermediate.pem"), ROOT }
+  fixtures[#fixtures + 1] = { "leaf-expired + intermediate",
+    read("leaf-expired.pem") .. read("intermediate.pem"), ROOT }
   for _, name in ipairs({ "cert-many-sans.pem", "cert-nul-cn.pem", "chain-wrong-order.pem",
     "normal.pem", "rsa-16384.pem", "unknown-critical-ext.pem", "ca.pem" }) do
     fixtures[#fixtures + 1] = { "hostile/" .. name, file(HOSTILE .. name), HOSTILE_CA }
