@@ -2,7 +2,24 @@
  * (each file's mxp_<concern>_open) and the compiled-in limits. */
 #include "mxprobe.h"
 
+#include <ldns/ldns.h>
+#include <openssl/crypto.h>
+#include <tls.h>
+
 int luaopen_mxprobe_core(lua_State *L);
+
+/* the libraries in use, as they name their own versions: a facts table
+ * says what produced it (TLS behaviour changes between OpenSSL releases) */
+static void push_library_versions(lua_State *L)
+{
+	lua_createtable(L, 0, 3);
+	lua_pushstring(L, OpenSSL_version(OPENSSL_VERSION));
+	lua_setfield(L, -2, "openssl");
+	lua_pushstring(L, ldns_version());
+	lua_setfield(L, -2, "ldns");
+	lua_pushfstring(L, "libtls API %d", (int)TLS_API);
+	lua_setfield(L, -2, "libtls");
+}
 
 /* the compiled-in limits, so Lua and the docs can show what is in force */
 static void push_limits(lua_State *L)
@@ -49,7 +66,9 @@ int luaopen_mxprobe_core(lua_State *L)
 	mxp_http_open(L);
 	push_limits(L);
 	lua_setfield(L, -2, "limits");
-	lua_pushliteral(L, "0.1.0");
+	push_library_versions(L);
+	lua_setfield(L, -2, "library_versions");
+	lua_pushliteral(L, "0.2.0");
 	lua_setfield(L, -2, "version");
 	return 1;
 }

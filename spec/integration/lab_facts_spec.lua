@@ -35,6 +35,19 @@ describe("probe of the lab #integration", function()
     for _, d in ipairs(DOMAINS) do assert.equal("mxprobe.facts/2", F[d].schema) end
   end)
 
+  it("says who probed, with what: one run id, the prober's names, the libraries' versions", function()
+    local r = F.good.run
+    assert.matches("^%x+$", r.id)
+    assert.equal(32, #r.id)
+    for _, d in ipairs(DOMAINS) do assert.equal(r.id, F[d].run.id) end
+    assert.same({ ehlo_name = "client.mxprobe.test", mail_from = "mxprobe@example.net",
+                  relay_rcpt = "mxprobe-relay-test@example.net" }, r.prober)
+    assert.equal("0.2.0", r.versions.mxprobe)
+    assert.matches("^OpenSSL 3%.", r.versions.openssl)
+    assert.matches("^%d+%.%d+", r.versions.ldns)
+    assert.matches("^127%.0%.0%.1:%d+$", target("good").source)
+  end)
+
   it("gathers facts that the v2 schema validates, for every scenario", function()
     for _, d in ipairs(DOMAINS) do
       local ok, errs = facts_mod.validate(F[d])
