@@ -98,7 +98,8 @@ describe("built-in checks #unit", function()
           -- a target check names its target; a domain check's findings name at most an MX host
           local address = f.target and f.target.address
           if c.scope == "target" then
-            assert.is_true(addrs[tostring(address)] == true, name .. ": " .. c.id .. ": unknown target " .. tostring(address))
+            assert.is_true(addrs[tostring(address)] == true,
+              name .. ": " .. c.id .. ": unknown target " .. tostring(address))
           else
             assert.is_nil(address, name .. ": " .. c.id .. " is a domain check")
           end
