@@ -4,7 +4,8 @@
 --
 -- A check is a table { id, title, codes, run } -- the same shape as the
 -- built-in ones in lua/mxprobe/checks/. `run(facts, ctx)` gets the facts
--- table (docs/facts.md) and a context: ctx.now (epoch seconds),
+-- table (schema mxprobe.facts/2, docs/facts.md: a target's SMTP dialog is
+-- under targets[i].smtp, ctx.util.smtp(t) returns it) and a context: ctx.now (epoch seconds),
 -- ctx.policy (thresholds, severities ...) and ctx.util (the helpers the
 -- built-in checks use: ctx.util.finding, ctx.util.tls_state ...). It
 -- returns a list of findings { code, state, target, message, evidence }.
@@ -17,11 +18,12 @@ local ipv6 = {
   id = "local.ipv6",
   title = "At least one MX reachable over IPv6",
   scope = "domain",
-  codes = { "local.ipv6.ok", "local.ipv6.missing" },
-  severities = { ["local.ipv6.ok"] = "ok", ["local.ipv6.missing"] = "warning" },
-  weights = { ["local.ipv6.missing"] = 10 },
-  remediation = {
-    ["local.ipv6.missing"] = "Give at least one MX host an AAAA record and make it listen on IPv6.",
+  -- each code with its severity, weight and fix, as the built-in checks
+  -- declare theirs (the policy's severities/weights still override them)
+  codes = {
+    ["local.ipv6.ok"] = { severity = "ok", weight = 0 },
+    ["local.ipv6.missing"] = { severity = "warning", weight = 10,
+      fix = "Give at least one MX host an AAAA record and make it listen on IPv6." },
   },
   run = function(facts, ctx)
     local U = ctx.util
@@ -42,13 +44,11 @@ local ipv6 = {
 local banner_version = {
   id = "local.banner-version",
   title = "The greeting does not advertise software versions",
-  codes = { "local.banner-version" },
-  severities = { ["local.banner-version"] = "info" },
-  weights = { ["local.banner-version"] = 2 },
+  codes = { ["local.banner-version"] = { severity = "info", weight = 2 } },
   run = function(facts, ctx)
     local U = ctx.util
     return U.each_target(facts, function(t)
-      local b = U.ok(t.banner)
+      local b = U.ok(U.smtp(t).banner)
       if not b then return nil end
       local text = U.reply_text(b.reply)
       local version = text:match("%f[%w]%d+%.%d+[%.%d]*")

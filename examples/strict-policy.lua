@@ -6,16 +6,17 @@
 -- Use it for a domain that publishes MTA-STS in enforce mode (or wants to):
 -- then a sender refuses any MX without working, verifiable TLS, so every
 -- such finding is critical here (exit status 2), and costs the whole score.
--- Everything not mentioned keeps its default (lua/mxprobe/policy/default.lua).
+-- Everything not mentioned keeps its default (declared by each check next to
+-- its code, lua/mxprobe/checks/*.lua; listed in docs/codes.md).
 
 local required = {
   "tls.starttls.missing",     -- no STARTTLS
   "tls.starttls.refused",     -- STARTTLS answered 454 / refused
-  "tls.handshake.failed",     -- STARTTLS accepted, handshake failed
+  "tls.session.failed",     -- STARTTLS accepted, handshake failed
   "smtp.ehlo.helo-only",      -- no ESMTP, hence no STARTTLS
   "consistency.tls-mixed",    -- one MX without TLS is enough to lose
-  "tls.version.old",          -- below TLS 1.2
-  "tls.cipher.weak",
+  "tls.session.old-version",          -- below TLS 1.2
+  "tls.session.weak-cipher",
   "tls.cert.self-signed",
   "tls.cert.untrusted",
   "tls.cert.incomplete-chain",

@@ -3,6 +3,7 @@
 --   judge.run(facts, policy, ctx) -> judgement
 --     policy: a policy from mxprobe.policy (nil: the default; a plain
 --             overlay table is merged onto the default)
+--     facts:  schema mxprobe.facts/2 (docs/facts.md)
 --     ctx:    { now = epoch seconds } -- the clock of the judgement; default
 --             the time the facts were gathered (facts.finished), so a saved
 --             facts file is judged as of its capture
@@ -18,7 +19,10 @@
 --   judge.exit_status(judgements | judgement) -> 0 ok, 1 warning,
 --     2 critical, 3 could not test (monitoring-plugin convention)
 --   judge.checks(policy) -> the checks that run under policy, in order
---   judge.codes -> the codes the judge itself emits
+--   judge.codes -> the codes the judge itself emits (declared as
+--     mxprobe.checks.judge)
+--   judge.clip(s) -> s cut to a finding field's maximum (4096 bytes, whole
+--     characters, "…" when cut)
 --
 -- A check that raises, loops past its instruction budget or returns
 -- something that is not a list of findings becomes one finding
@@ -32,24 +36,25 @@ local policy_mod = require "mxprobe.policy"
 local score = require "mxprobe.score"
 local builtin = require "mxprobe.checks"
 local util = require "mxprobe.checks.util"
+local text = require "mxprobe.text"
 
 local M = {}
 
-M.codes = { "mxprobe.check-error", "mxprobe.query-error" }
+M.SCHEMA = "mxprobe.facts/2"
 
-M.remediation = {
-  ["mxprobe.check-error"] = "A bug in the check (or in a policy file's check): the evidence has the error. The other checks ran normally.",
-  ["mxprobe.query-error"] = "Check the name given to mxprobe: it is not a valid domain, host name or address literal.",
-}
+-- the judge's own codes (declared in the check registry, mxprobe.checks)
+M.codes = builtin.codes(builtin.judge)
 
 local STATES = { pass = true, fail = true, na = true, untested = true }
 local SEVERITIES = { critical = true, warning = true, info = true, ok = true }
 local FIELD_MAX = 4096
 
-local function clip(s)
-  if #s > FIELD_MAX then return s:sub(1, FIELD_MAX) .. "…" end
-  return s
+-- a text field of a finding, at most FIELD_MAX bytes (and a mark), cut on
+-- a character boundary
+function M.clip(s)
+  return text.cut(s, FIELD_MAX, "…")
 end
+local clip = M.clip
 
 -- the checks that run under policy p: built-ins (a policy check with the
 -- same id replaces one), then the policy's own, minus the disabled
@@ -110,7 +115,7 @@ local function clean(f)
     }
     if not target.mx and not target.address then target = nil end
   end
-  local function text(v)
+  local function field(v)
     if v == nil then return nil end
     if type(v) == "string" then return clip(v) end
     if type(v) == "number" or type(v) == "boolean" then return tostring(v) end
@@ -118,23 +123,25 @@ local function clean(f)
   end
   return {
     code = f.code, state = f.state, target = target,
-    message = text(f.message) or f.code,
-    evidence = text(f.evidence),
-    remediation = text(f.remediation),
+    message = field(f.message) or f.code,
+    evidence = field(f.evidence),
+    remediation = field(f.remediation),
     severity = SEVERITIES[f.severity] and f.severity or nil,
   }
 end
 
-local function severity_of(f, check, p)
+-- severity: the policy's (built-in defaults included), the finding's own,
+-- the check's declaration (a policy file's check), else by state
+local function severity_of(f, decl, p)
   return p.severities[f.code]
     or f.severity
-    or (type(check.severities) == "table" and SEVERITIES[check.severities[f.code]] and check.severities[f.code])
+    or (decl and SEVERITIES[decl.severity] and decl.severity)
     or (f.state == "fail" and "warning") or (f.state == "pass" and "ok") or "info"
 end
 
-local function weight_of(f, check, p)
+local function weight_of(f, decl, p)
   local w = p.weights[f.code]
-  if w == nil and type(check.weights) == "table" then w = check.weights[f.code] end
+  if w == nil and decl then w = decl.weight end
   if type(w) ~= "number" or w ~= w or w < 0 then
     w = p.scoring.default_weights[f.severity] or 0
   end
@@ -148,7 +155,7 @@ local function verdict_of(findings)
     if f.state == "fail" then
       if f.severity == "critical" then return "critical" end
       if f.severity == "warning" then v = "warning" end
-    elseif f.state == "untested" and (f.severity == "warning" or f.severity == "critical") then
+    elseif score.blocks_verdict(f) then
       unknown = true
     end
   end
@@ -162,8 +169,8 @@ end
 
 function M.run(facts, p, ctx)
   if type(facts) ~= "table" then error("judge.run: facts must be a table", 2) end
-  if facts.schema ~= nil and facts.schema ~= "mxprobe.facts/1" then
-    error("judge.run: unsupported facts schema " .. tostring(facts.schema) .. " (expected mxprobe.facts/1)", 2)
+  if facts.schema ~= nil and facts.schema ~= M.SCHEMA then
+    error("judge.run: unsupported facts schema " .. tostring(facts.schema) .. " (expected " .. M.SCHEMA .. ")", 2)
   end
   p = policy_mod.resolve(p)
   ctx = type(ctx) == "table" and ctx or {}
@@ -173,20 +180,18 @@ function M.run(facts, p, ctx)
   local findings = {}
   local function add(f, check)
     if p.disabled[f.code] then return end
+    local decl = builtin.declaration(check, f.code)
     f.check = check.id
-    f.severity = severity_of(f, check, p)
-    f.weight = weight_of(f, check, p)
-    if not f.remediation and type(check.remediation) == "table" and type(check.remediation[f.code]) == "string" then
-      f.remediation = check.remediation[f.code]
-    end
-    if not f.remediation then f.remediation = M.remediation[f.code] end
+    f.severity = severity_of(f, decl, p)
+    f.weight = weight_of(f, decl, p)
+    if not f.remediation and decl and type(decl.fix) == "string" then f.remediation = decl.fix end
     findings[#findings + 1] = f
   end
 
-  local judge_check = { id = "mxprobe", remediation = M.remediation }
+  local judge_check = builtin.judge
   if type(facts.error) == "string" then
     add({ code = "mxprobe.query-error", state = "untested",
-      message = "the query could not be probed: " .. clip(facts.error:gsub("[\r\n].*", "")),
+      message = "the query could not be probed: " .. clip((facts.error:gsub("[\r\n].*", ""))),
       evidence = clip(facts.error) }, judge_check)
   end
 
@@ -229,9 +234,7 @@ function M.run(facts, p, ctx)
   local verdict = verdict_of(findings)
   local untested_specific = 0
   for _, f in ipairs(findings) do
-    if f.state == "untested" and f.severity ~= "info" and f.severity ~= "ok" then
-      untested_specific = untested_specific + 1
-    end
+    if score.blocks_verdict(f) then untested_specific = untested_specific + 1 end
   end
   local parts = {}
   if counts.critical > 0 then parts[#parts + 1] = plural(counts.critical, "critical", "critical") end

@@ -19,6 +19,12 @@
 -- default policy, to build on). A check whose id is a built-in id replaces
 -- that built-in check.
 --
+-- The default severities and weights are the ones the checks declare next
+-- to their codes (checks/*.lua); this module only gathers them. A code
+-- renamed in 0.2 may still be named by its old name (its `alias`, listed in
+-- docs/codes.md) in severities, weights and disable, for one release: it
+-- applies to the new code; when both names are given the new one wins.
+--
 --   policy.default()          -> policy
 --   policy.load(path [, base]) -> policy | nil, "path:line: message"
 --   policy.merge(base, overlay [, name]) -> policy | nil, message
@@ -27,6 +33,7 @@
 --                                it is invalid)
 
 local defaults = require "mxprobe.policy.default"
+local checks = require "mxprobe.checks"
 
 local M = {}
 
@@ -90,6 +97,25 @@ local function normalise_grades(g)
   return out
 end
 
+-- the built-in codes renamed in 0.2: old -> new
+local ALIASES = checks.aliases()
+M.aliases = ALIASES
+
+-- the new name of a code (itself when it was not renamed)
+function M.canonical(code)
+  return ALIASES[code] or code
+end
+
+-- a map keyed by codes with the old names moved to the new ones (the new
+-- name wins when a map gives both)
+local function unalias(map)
+  local out = {}
+  for k, v in pairs(map) do
+    if not (ALIASES[k] and map[ALIASES[k]] ~= nil) then out[ALIASES[k] or k] = v end
+  end
+  return out
+end
+
 local function normalise_check(c, i)
   local key = "checks"
   if type(c) ~= "table" then fail(key, "checks[%d] must be a table", i) end
@@ -98,9 +124,25 @@ local function normalise_check(c, i)
   end
   if type(c.run) ~= "function" then fail(c.id, "check %q: run must be a function", c.id) end
   if c.codes ~= nil then
-    if type(c.codes) ~= "table" then fail(c.id, "check %q: codes must be a list of strings", c.id) end
-    for _, code in ipairs(c.codes) do
-      if type(code) ~= "string" then fail(c.id, "check %q: codes must be a list of strings", c.id) end
+    local what = "codes must be a list of strings or a map code -> { severity, weight, fix }"
+    if type(c.codes) ~= "table" then fail(c.id, "check %q: %s", c.id, what) end
+    for k, v in pairs(c.codes) do
+      if math.type(k) == "integer" then
+        if type(v) ~= "string" then fail(c.id, "check %q: %s", c.id, what) end
+      elseif type(k) == "string" and type(v) == "table" then
+        if v.severity ~= nil and not SEVERITIES[v.severity] then
+          fail(k, "check %q: codes[%q].severity: \"critical\", \"warning\", \"info\" or \"ok\" expected, got %s",
+            c.id, k, tostring(v.severity))
+        end
+        if v.weight ~= nil and not (finite(v.weight) and v.weight >= 0) then
+          fail(k, "check %q: codes[%q].weight: a number >= 0 expected, got %s", c.id, k, tostring(v.weight))
+        end
+        if v.fix ~= nil and type(v.fix) ~= "string" then
+          fail(k, "check %q: codes[%q].fix must be a string", c.id, k)
+        end
+      else
+        fail(c.id, "check %q: %s", c.id, what)
+      end
     end
   end
   for _, field in ipairs({ "severities", "weights", "remediation" }) do
@@ -130,11 +172,11 @@ local function merge(base, o)
   if o.severities ~= nil then
     check_map("severities", o.severities, function(v) return SEVERITIES[v] end,
       "\"critical\", \"warning\", \"info\" or \"ok\"")
-    for k, v in pairs(o.severities) do p.severities[k] = v end
+    for k, v in pairs(unalias(o.severities)) do p.severities[k] = v end
   end
   if o.weights ~= nil then
     check_map("weights", o.weights, function(v) return finite(v) and v >= 0 end, "a number >= 0")
-    for k, v in pairs(o.weights) do p.weights[k] = v end
+    for k, v in pairs(unalias(o.weights)) do p.weights[k] = v end
   end
   if o.thresholds ~= nil then
     if type(o.thresholds) ~= "table" then fail("thresholds", "thresholds must be a table") end
@@ -171,6 +213,7 @@ local function merge(base, o)
     for k, v in pairs(o.disable) do
       local id = type(k) == "number" and v or k
       if type(id) ~= "string" then fail("disable", "disable must be a list of check ids or codes") end
+      id = ALIASES[id] or id
       if v ~= false then p.disabled[id] = true else p.disabled[id] = nil end
     end
   end
@@ -188,8 +231,20 @@ local function merge(base, o)
   return p
 end
 
-local function fresh_default()
+-- policy/default.lua plus the severities and weights the checks declare
+local function default_data()
   local p = deepcopy(defaults)
+  p.severities, p.weights = {}, {}
+  for code, d in pairs(checks.declarations()) do
+    p.severities[code] = d.severity
+    p.weights[code] = d.weight
+  end
+  return p
+end
+local DEFAULT = default_data()
+
+local function fresh_default()
+  local p = deepcopy(DEFAULT)
   p.grades = normalise_grades(p.grades)
   p.disabled = {}
   for _, id in ipairs(p.disable or {}) do p.disabled[id] = true end
@@ -247,7 +302,7 @@ local function sandbox()
     math = copy(math), string = str, table = copy(table), utf8 = copy(utf8),
     os = { time = os.time, date = os.date, clock = os.clock, difftime = os.difftime },
     _VERSION = _VERSION,
-    default = deepcopy(defaults),
+    default = deepcopy(DEFAULT),
   }
   env._G = env
   return env
@@ -273,7 +328,9 @@ end
 function M.load(path, base)
   if type(path) ~= "string" then error("policy.load: path must be a string", 2) end
   local fh, oerr = io.open(path, "rb")
-  if not fh then return nil, path .. ": cannot read: " .. tostring(oerr):gsub("^" .. path:gsub("%p", "%%%0") .. ": ", "") end
+  if not fh then
+    return nil, path .. ": cannot read: " .. tostring(oerr):gsub("^" .. path:gsub("%p", "%%%0") .. ": ", "")
+  end
   local src = fh:read(MAX_FILE + 1)
   fh:close()
   src = src or ""

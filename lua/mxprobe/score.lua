@@ -22,8 +22,19 @@
 --
 --   score.compute(facts, findings, policy) -> scores
 --   score.grade(score, policy)             -> "A".."F" | nil
+--   score.blocks_verdict(finding)          -> bool
 
 local M = {}
+
+-- The one rule for "could not test blocks the verdict": an untested
+-- finding of severity warning or critical (a throttle, a timeout, a 554
+-- greeting ...) means something that matters was not seen. It makes the
+-- verdict "unknown" when nothing failed (judge), counts as "not tested" in
+-- the summary (judge), withholds a target's score when nothing failed
+-- (below) and ranks a target's block in the text report.
+function M.blocks_verdict(f)
+  return f.state == "untested" and (f.severity == "warning" or f.severity == "critical")
+end
 
 local RANK = { critical = 3, warning = 2, info = 1, ok = 0 }
 
@@ -65,14 +76,15 @@ local function tally(findings, policy, start)
 end
 
 function M.compute(facts, findings, policy)
-  local targets, by_key, order = {}, {}, {}
+  local targets, by_key = {}, {}
   for _, t in ipairs(type(facts.targets) == "table" and facts.targets or {}) do
     if type(t) == "table" then
       local mx = type(t.mx) == "string" and t.mx or nil
       local st = {
         mx = mx, address = t.address, port = t.port,
         preference = type(t.preference) == "number" and t.preference or nil,
-        reachable = type(t.connect) == "table" and t.connect.status == "ok",
+        reachable = type(t.smtp) == "table" and type(t.smtp.connect) == "table"
+          and t.smtp.connect.status == "ok",
         findings = {},
       }
       targets[#targets + 1] = st
@@ -99,7 +111,7 @@ function M.compute(facts, findings, policy)
     for _, f in ipairs(st.findings) do
       if f.state == "untested" then
         untested[#untested + 1] = f.code
-        if f.severity == "warning" or f.severity == "critical" then stopped = true end
+        if M.blocks_verdict(f) then stopped = true end
       end
     end
     local coverage = s == nil and "none" or (#untested > 0 and "partial" or "complete")

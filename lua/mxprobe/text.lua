@@ -23,19 +23,23 @@ function M.utf8(s)
   return table.concat(out)
 end
 
---- Cuts s to at most max bytes, at a character boundary where possible.
-function M.cut(s, max)
+--- The one truncation of mxprobe: s cut to at most max bytes, at a
+--- character boundary (a UTF-8 sequence the cut would split is dropped
+--- whole, so valid UTF-8 stays valid); when s was cut and `mark` is given
+--- (e.g. "…"), mark is appended (the result is then at most max + #mark).
+function M.cut(s, max, mark)
   if #s <= max then return s end
-  local cut = s:sub(1, max)
+  local cut = max > 0 and s:sub(1, max) or ""
   -- find the lead byte of the last sequence; drop the sequence only when
   -- the cut left it incomplete
   local i = #cut
   while i > 1 and i > #cut - 3 and cut:byte(i) >= 0x80 and cut:byte(i) < 0xC0 do i = i - 1 end
   local lead = cut:byte(i)
-  if lead >= 0xC0 then
+  if lead and lead >= 0xC0 then
     local need = lead >= 0xF0 and 4 or lead >= 0xE0 and 3 or 2
     if #cut - i + 1 < need then cut = cut:sub(1, i - 1) end
   end
+  if mark then return cut .. mark end
   return cut
 end
 

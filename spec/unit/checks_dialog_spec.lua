@@ -2,24 +2,33 @@
 -- on hand-made facts.
 local judge = require "mxprobe.judge"
 
-local function facts_with(target)
-  local t = {
-    mx = "mx.example.test", preference = 10, address = "192.0.2.1", family = "ipv4", port = 25,
+-- facts v2 with one target; `smtp` overrides fields of targets[1].smtp
+local function facts_with(smtp)
+  local s = {
+    status = "complete",
     connect = { status = "ok", time_ms = 1 },
-    banner = { status = "ok", time_ms = 2, first_byte_ms = 2, reply = { code = 220, lines = { "mx.example.test ESMTP" } } },
-    ehlo = { status = "ok", command = "EHLO", reply = { code = 250, lines = { "mx.example.test", "STARTTLS" } },
-             extensions = { STARTTLS = "" } },
+    banner = { status = "ok", time_ms = 2, first_byte_ms = 2,
+               reply = { code = 220, lines = { "mx.example.test ESMTP" } } },
+    ehlo = { status = "ok", command = "EHLO", line = "EHLO probe.example.test",
+             reply = { code = 250, lines = { "mx.example.test", "STARTTLS" } }, extensions = { STARTTLS = "" } },
     transcript = {},
   }
-  for k, v in pairs(target) do t[k] = v end
+  for k, v in pairs(smtp) do s[k] = v end
   return {
-    schema = "mxprobe.facts/1", query = "example.test", kind = "domain", domain = "example.test",
+    schema = "mxprobe.facts/2", query = "example.test", kind = "domain", domain = "example.test",
     started = 1700000000, finished = 1700000001,
-    dns = { queries = {}, mx = { status = "ok", records = { { preference = 10, exchange = "mx.example.test" } } },
+    dns = { mx = { status = "ok", records = { { preference = 10, exchange = "mx.example.test" } } },
             null_mx = false, implicit_mx = false },
-    mx = { { name = "mx.example.test", preference = 10, status = "ok", addresses = { { address = "192.0.2.1", family = "ipv4" } } } },
-    targets = { t },
+    mx = { { name = "mx.example.test", preference = 10,
+             dns = { status = "ok", addresses = { { address = "192.0.2.1", family = "ipv4" } } } } },
+    targets = { { mx = "mx.example.test", preference = 10, address = "192.0.2.1", family = "ipv4", port = 25,
+                  smtp = s } },
   }
+end
+
+local function find(j, code)
+  for _, f in ipairs(j.findings) do if f.code == code then return f end end
+  return nil
 end
 
 local function states(j)
@@ -32,11 +41,16 @@ describe("check smtp.timeout #unit", function()
   it("says a stalled TLS handshake could not be tested, and the verdict is not ok", function()
     local j = judge.run(facts_with {
       status = "timeout", stopped_at = "tls",
-      starttls = { status = "ok", reply = { code = 220, lines = { "ready" } } },
+      starttls = { status = "ok", command = "STARTTLS", line = "STARTTLS",
+                   reply = { code = 220, lines = { "ready" } } },
       tls = { status = "timeout", error = "TLS handshake timed out" },
     })
-    assert.equal("untested", states(j)["smtp.timeout"])
-    assert.are_not.equal("ok", j.verdict)
+    local f = find(j, "smtp.timeout")
+    assert.equal("untested", f.state)
+    assert.equal("warning", f.severity)
+    assert.equal("timed out in the TLS handshake: the rest could not be tested", f.message)
+    assert.equal("TLS handshake timed out", f.evidence)
+    assert.equal("unknown", j.verdict)
   end)
   it("stays silent for a completed dialog and for greeting timeouts (reported elsewhere)", function()
     assert.is_nil(states(judge.run(facts_with { status = "complete" }))["smtp.timeout"])
@@ -49,15 +63,21 @@ end)
 describe("check smtp.unsolicited #unit", function()
   it("fails a server that answered before the command", function()
     local j = judge.run(facts_with { status = "complete",
-      ehlo = { status = "ok", command = "EHLO", reply = { code = 250, lines = { "mx" } }, extensions = {},
-               unsolicited = "250 2.1.0 Ok\r\n" } })
-    assert.equal("fail", states(j)["smtp.unsolicited"])
+      ehlo = { status = "ok", command = "EHLO", line = "EHLO probe.example.test",
+               reply = { code = 250, lines = { "mx" } },
+               extensions = {}, unsolicited = "250 2.1.0 Ok\r\n" } })
+    local f = find(j, "smtp.unsolicited")
+    assert.equal("fail", f.state)
+    assert.equal("the server sent data before the EHLO command", f.message)
+    assert.equal("250 2.1.0 Ok\r\n", f.evidence)
   end)
   it("also sees early replies during the relay test", function()
     local j = judge.run(facts_with { status = "complete",
-      relay = { status = "tested", mail_from = { status = "ok", command = "MAIL FROM:<a@b.test>",
+      relay = { status = "tested", mail_from = { status = "ok", command = "MAIL", line = "MAIL FROM:<a@b.test>",
         reply = { code = 250, lines = { "ok" } }, unsolicited = "250 2.1.5 Ok\r\n" } } })
-    assert.equal("fail", states(j)["smtp.unsolicited"])
+    local f = find(j, "smtp.unsolicited")
+    assert.equal("fail", f.state)
+    assert.equal("the server sent data before the MAIL FROM command", f.message)
   end)
   it("stays silent when nothing came early", function()
     assert.is_nil(states(judge.run(facts_with { status = "complete" }))["smtp.unsolicited"])
@@ -78,6 +98,8 @@ describe("check tls.chain #unit", function()
     local j = judge.run(facts_with { certificates = { leaf, int2, int1 },
       tls = { status = "ok", chain_truncated = true, chain_presented = 200 } })
     assert.equal("fail", states(j)["tls.chain.too-long"])
+    assert.equal("the server presented 200 certificates; only the first 3 were kept",
+      find(j, "tls.chain.too-long").message)
   end)
 end)
 
@@ -96,7 +118,9 @@ describe("check dns.mx invalid names #unit", function()
   it("fails an MX name with DNS escapes, and passes over a plain one", function()
     local f = facts_with { status = "complete" }
     f.mx[1].name = "\\027[2j.h.test"
-    assert.equal("fail", states(judge.run(f))["dns.mx.invalid-name"])
+    local bad = find(judge.run(f), "dns.mx.invalid-name")
+    assert.equal("fail", bad.state)
+    assert.same({ mx = "\\027[2j.h.test" }, bad.target)
     assert.is_nil(states(judge.run(facts_with { status = "complete" }))["dns.mx.invalid-name"])
   end)
 end)

@@ -38,15 +38,33 @@ end
 
 describe("built-in checks #unit", function()
   it("are listed in order with a uniform shape", function()
-    local list = checks.list()
-    assert.is_true(#list >= 10)
-    for _, c in ipairs(list) do
-      assert.is_string(c.id)
+    local ids = {}
+    for i, c in ipairs(checks.list()) do
+      ids[i] = c.id
       assert.is_string(c.title)
       assert.is_table(c.requires)
       assert.is_table(c.codes)
       assert.is_function(c.run)
       assert.is_true(c.scope == "target" or c.scope == "domain", c.id)
+    end
+    assert.same({ "dns.mx", "tcp", "smtp.banner", "smtp.ehlo", "smtp.extensions", "smtp.throttle",
+      "smtp.timeout", "smtp.unsolicited", "tls.starttls", "tls.session", "tls.cert", "tls.chain",
+      "relay", "consistency" }, ids)
+  end)
+
+  it("declare each code with its default severity and weight, and name it after the check", function()
+    local SEV = { critical = true, warning = true, info = true, ok = true }
+    local all = checks.list()
+    all[#all + 1] = checks.judge
+    for _, c in ipairs(all) do
+      for code, d in pairs(c.codes) do
+        assert.is_string(code, c.id)
+        assert.is_true(code == c.id or code:sub(1, #c.id + 1) == c.id .. ".",
+          code .. " does not start with its check's id " .. c.id)
+        assert.is_true(SEV[d.severity] == true, code .. ": severity " .. tostring(d.severity))
+        assert.is_number(d.weight, code)
+        assert.is_true(d.fix == nil or type(d.fix) == "string", code)
+      end
     end
   end)
 
@@ -71,15 +89,19 @@ describe("built-in checks #unit", function()
       local addrs = {}
       for _, t in ipairs(facts.targets) do addrs[tostring(t.address)] = true end
       for _, c in ipairs(checks.list()) do
-        local declared = {}
-        for _, code in ipairs(c.codes) do declared[code] = true end
+        local declared = c.codes
         for _, f in ipairs(run(c.id, facts)) do
-          assert.is_true(declared[f.code] == true, name .. ": " .. c.id .. " emitted undeclared " .. tostring(f.code))
+          assert.is_table(declared[f.code], name .. ": " .. c.id .. " emitted undeclared " .. tostring(f.code))
           assert.is_true(VALID[f.state] == true, name .. ": bad state " .. tostring(f.state))
           assert.is_string(f.message)
           assert.is_nil(f.message:find("\n"), "message must be one line")
-          if f.target and f.target.address then
-            assert.is_true(addrs[f.target.address] == true, name .. ": unknown target " .. f.target.address)
+          -- a target check names its target; a domain check's findings name at most an MX host
+          local address = f.target and f.target.address
+          if c.scope == "target" then
+            assert.is_true(addrs[tostring(address)] == true,
+              name .. ": " .. c.id .. ": unknown target " .. tostring(address))
+          else
+            assert.is_nil(address, name .. ": " .. c.id .. " is a domain check")
           end
         end
       end
@@ -95,20 +117,40 @@ describe("check dns.mx #unit", function()
   end)
 
   it("fails a domain that does not exist", function()
-    local f = find(run("dns.mx", "nxdomain"), "dns.nxdomain")
-    assert.equal("fail", f.state)
-    assert.is_nil(f.target)
+    local f = run("dns.mx", "nxdomain")
+    assert.same({ ["dns.mx.nxdomain"] = 1 }, codes(f))
+    assert.equal("fail", f[1].state)
+    assert.is_nil(f[1].target)
   end)
 
   it("fails SERVFAIL and calls a DNS timeout could-not-test", function()
-    assert.equal("fail", find(run("dns.mx", "servfail"), "dns.servfail").state)
+    local sf = run("dns.mx", "servfail")
+    assert.same({ ["dns.mx.servfail"] = 1 }, codes(sf))
+    assert.equal("fail", sf[1].state)
     local f = run("dns.mx", "dnstimeout")
-    assert.same({ ["dns.error"] = 1 }, codes(f))
+    assert.same({ ["dns.mx.error"] = 1 }, codes(f))
     assert.equal("untested", f[1].state)
   end)
 
-  it("fails a domain with neither MX nor address", function()
-    assert.equal("fail", find(run("dns.mx", "nomx"), "dns.mx.none").state)
+  it("fails a domain with neither MX nor address (the implicit MX host listed, without address)", function()
+    local facts = fixtures.load("nomx")
+    assert.is_true(facts.dns.implicit_mx)
+    assert.is_true(facts.mx[1].implicit)
+    assert.equal(0, #facts.mx[1].dns.addresses)
+    local f = run("dns.mx", facts)
+    assert.same({ ["dns.mx.none"] = 1 }, codes(f))
+    assert.equal("fail", f[1].state)
+  end)
+
+  it("calls an implicit MX host whose lookups failed could-not-test, not \"no MX\"", function()
+    local facts = fixtures.load("nomx")
+    local d = facts.mx[1].dns
+    d.status, d.a.status, d.a.error = "dns-error", "timeout", "A nomx.example.test: timed out"
+    local f = run("dns.mx", facts)
+    assert.same({ ["dns.mx.error"] = 1 }, codes(f))
+    assert.equal("untested", f[1].state)
+    assert.equal("nomx.example.test", f[1].target.mx)
+    assert.matches("A nomx.example.test: timed out", f[1].evidence, 1, true)
   end)
 
   it("treats a null MX as not applicable, not as an error", function()
@@ -125,8 +167,8 @@ describe("check dns.mx #unit", function()
 
   it("flags the implicit MX", function()
     local f = run("dns.mx", "implicit")
-    assert.equal("fail", find(f, "dns.mx.implicit").state)
-    assert.is_nil(find(f, "dns.mx.single"))
+    assert.same({ ["dns.mx.implicit"] = 1 }, codes(f))
+    assert.equal("fail", f[1].state)
   end)
 
   it("reports an MX that is a CNAME, a dangling MX and an MX without address, per host", function()
@@ -144,7 +186,9 @@ describe("check dns.mx #unit", function()
     local facts = fixtures.load("mxproblems")
     table.remove(facts.mx, 1)
     table.remove(facts.targets, 1)
-    assert.equal("fail", find(run("dns.mx", facts), "dns.mx.unusable").state)
+    local f = find(run("dns.mx", facts), "dns.mx.unusable")
+    assert.equal("fail", f.state)
+    assert.is_nil(f.target)
   end)
 
   it("notes a single MX with one address and MX hosts sharing one address", function()
@@ -175,13 +219,13 @@ describe("check tcp #unit", function()
 
   it("calls an unreachable network could-not-test", function()
     local facts = fixtures.load("timeout")
-    facts.targets[1].connect.status = "unreachable"
+    facts.targets[1].smtp.connect.status = "unreachable"
     assert.equal("untested", find(run("tcp", facts), "tcp.unreachable").state)
   end)
 
   it("flags a slow connect against the policy threshold", function()
     local facts = fixtures.load("good")
-    facts.targets[1].connect.time_ms = 2500
+    facts.targets[1].smtp.connect.time_ms = 2500
     assert.equal("fail", find(run("tcp", facts), "tcp.slow", "127.0.1.1").state)
     assert.is_nil(find(run("tcp", facts, { thresholds = { connect_slow_ms = 3000 } }), "tcp.slow"))
   end)
@@ -207,7 +251,8 @@ describe("check smtp.banner #unit", function()
     local f = find(run("smtp.banner", "slowbanner"), "smtp.banner.slow")
     assert.equal("fail", f.state)
     assert.equal("127.0.10.1", f.target.address)
-    assert.is_nil(find(run("smtp.banner", "slowbanner", { thresholds = { banner_slow_ms = 9000 } }), "smtp.banner.slow"))
+    local lenient = { thresholds = { banner_slow_ms = 9000 } }
+    assert.is_nil(find(run("smtp.banner", "slowbanner", lenient), "smtp.banner.slow"))
   end)
 
   it("fails a server that connects but never greets", function()
@@ -218,13 +263,14 @@ describe("check smtp.banner #unit", function()
 
   it("fails a greeting without a host name", function()
     local facts = fixtures.load("good")
-    facts.targets[1].banner.reply = { code = 220, lines = { "ESMTP ready" }, text = "ESMTP ready" }
+    facts.targets[1].smtp.banner.reply = { code = 220, lines = { "ESMTP ready" }, text = "ESMTP ready" }
     assert.equal("fail", find(run("smtp.banner", facts), "smtp.banner.no-hostname", "127.0.1.1").state)
   end)
 
   it("fails what is not an SMTP greeting", function()
     local facts = fixtures.load("good")
-    facts.targets[1].banner = { status = "protocol", error = "banner 127.0.1.1:25: not an SMTP reply", time_ms = 1 }
+    facts.targets[1].smtp.banner = { status = "protocol", error = "banner 127.0.1.1:25: not an SMTP reply",
+      time_ms = 1 }
     assert.equal("fail", find(run("smtp.banner", facts), "smtp.banner.invalid", "127.0.1.1").state)
   end)
 
@@ -259,14 +305,14 @@ describe("check smtp.ehlo #unit", function()
 
   it("fails when EHLO and HELO are both refused", function()
     local facts = fixtures.load("heloonly")
-    facts.targets[1].ehlo.reply = { code = 550, lines = { "5.7.1 go away" }, text = "5.7.1 go away" }
+    facts.targets[1].smtp.ehlo.reply = { code = 550, lines = { "5.7.1 go away" }, text = "5.7.1 go away" }
     assert.equal("fail", find(run("smtp.ehlo", facts), "smtp.ehlo.rejected").state)
   end)
 
   it("calls a 421 at EHLO could-not-test", function()
     local facts = fixtures.load("good")
-    facts.targets[1].ehlo.reply = { code = 421, lines = { "4.7.0 too busy" }, text = "4.7.0 too busy" }
-    facts.targets[1].ehlo.extensions = {}
+    facts.targets[1].smtp.ehlo.reply = { code = 421, lines = { "4.7.0 too busy" }, text = "4.7.0 too busy" }
+    facts.targets[1].smtp.ehlo.extensions = {}
     local f = find(run("smtp.ehlo", facts), "smtp.ehlo", "127.0.1.1")
     assert.equal("untested", f.state)
     assert.matches("421", f.message, 1, true)
@@ -276,14 +322,14 @@ end)
 describe("check smtp.extensions #unit", function()
   it("lists PIPELINING, SIZE, 8BITMIME and SMTPUTF8 as info", function()
     local f = run("smtp.extensions", "good")
-    assert.equal(2, codes(f)["smtp.ehlo.pipelining"])
-    local size = find(f, "smtp.ehlo.size", "127.0.1.1")
+    assert.equal(2, codes(f)["smtp.extensions.pipelining"])
+    local size = find(f, "smtp.extensions.size", "127.0.1.1")
     assert.equal("pass", size.state)
     assert.matches("10240000", size.message, 1, true)
   end)
 
   it("reports a missing extension as a fail (information only)", function()
-    assert.equal("fail", find(run("smtp.extensions", "notls"), "smtp.ehlo.smtputf8", "127.0.6.1").state)
+    assert.equal("fail", find(run("smtp.extensions", "notls"), "smtp.extensions.smtputf8", "127.0.6.1").state)
   end)
 
   it("is not applicable to HELO and not tested without a session", function()
@@ -295,7 +341,7 @@ end)
 describe("check smtp.throttle #unit", function()
   it("reports a 421 once, as could-not-test, with the phase", function()
     local f = run("smtp.throttle", "throttled-starttls")
-    assert.same({ ["smtp.throttled"] = 1 }, codes(f))
+    assert.same({ ["smtp.throttle.421"] = 1 }, codes(f))
     assert.equal("untested", f[1].state)
     assert.matches("STARTTLS", f[1].message, 1, true)
     assert.matches("^421", f[1].evidence)
@@ -344,22 +390,23 @@ end)
 
 describe("check tls.session #unit", function()
   it("passes a TLS 1.3 handshake", function()
-    local f = find(run("tls.session", "good"), "tls.handshake.ok", "127.0.1.1")
+    local f = find(run("tls.session", "good"), "tls.session.ok", "127.0.1.1")
     assert.equal("pass", f.state)
     assert.matches("TLSv1.3", f.message, 1, true)
   end)
 
   it("fails a handshake that broke after 220", function()
     local f = run("tls.session", "handshake")
-    assert.same({ ["tls.handshake.failed"] = 1 }, codes(f))
+    assert.same({ ["tls.session.failed"] = 1 }, codes(f))
     assert.matches("internal error", f[1].evidence, 1, true)
   end)
 
   it("fails TLS 1.0 and a 112-bit 3DES cipher", function()
     local f = run("tls.session", "weaktls")
-    assert.equal("fail", find(f, "tls.version.old").state)
-    assert.equal("fail", find(f, "tls.cipher.weak").state)
-    assert.is_nil(find(run("tls.session", "weaktls", { thresholds = { tls_min_version = "TLSv1" } }), "tls.version.old"))
+    assert.equal("fail", find(f, "tls.session.old-version").state)
+    assert.equal("fail", find(f, "tls.session.weak-cipher").state)
+    local tls1 = { thresholds = { tls_min_version = "TLSv1" } }
+    assert.is_nil(find(run("tls.session", "weaktls", tls1), "tls.session.old-version"))
   end)
 
   it("is not applicable without STARTTLS and not tested after a 421", function()
@@ -369,7 +416,7 @@ describe("check tls.session #unit", function()
 
   it("calls a stalled handshake could-not-test", function()
     local facts = fixtures.load("handshake")
-    facts.targets[1].tls.status = "timeout"
+    facts.targets[1].smtp.tls.status = "timeout"
     local f = run("tls.session", facts)
     assert.same({ ["tls.session"] = 1 }, codes(f))
     assert.equal("untested", f[1].state)
@@ -427,14 +474,23 @@ describe("check tls.cert #unit", function()
     assert.matches("mail.other.example.test", f.evidence, 1, true)
   end)
 
-  it("matches names itself when there is no verify result (wildcards one label deep)", function()
+  it("takes the name match from libcrypto's X509_check_host (verify.name_match), never from a Lua copy", function()
     local facts = fixtures.load("good")
-    local t = facts.targets[1]
-    t.verify = nil
-    t.certificates[1].san_dns = { "*.good.example.test" }
-    assert.is_nil(find(run("tls.cert", facts), "tls.cert.name-mismatch"))
-    t.certificates[1].san_dns = { "*.example.test" }
-    assert.truthy(find(run("tls.cert", facts), "tls.cert.name-mismatch"))
+    local s = facts.targets[1].smtp
+    -- the SANs do not decide: only the prober's name_match does
+    s.certificates[1].san_dns = { "*.example.test" }
+    local ok = run("tls.cert", facts)
+    assert.same({ ["tls.cert.ok"] = 2 }, codes(ok))
+    assert.matches("name mx1.good.example.test matches", ok[1].message, 1, true)
+    s.verify.name_match = false
+    local f = find(run("tls.cert", facts), "tls.cert.name-mismatch", "127.0.1.1")
+    assert.equal("fail", f.state)
+    assert.equal("SAN *.example.test; CN mx1.good.example.test", f.evidence)
+    -- no verify result: the name is not judged (and the finding says so)
+    s.verify = nil
+    local none = find(run("tls.cert", facts), "tls.cert.ok", "127.0.1.1")
+    assert.equal("pass", none.state)
+    assert.matches("chain not verified, valid until .*, name not checked$", none.message)
   end)
 
   it("fails a 1024-bit RSA key and a SHA-1 signature", function()
@@ -488,7 +544,7 @@ describe("check relay #unit", function()
 
   it("fails a server that refuses mail for the domain's postmaster", function()
     local facts = fixtures.load("good")
-    local ctl = facts.targets[1].relay.rcpt_control.reply
+    local ctl = facts.targets[1].smtp.relay.rcpt_control.reply
     ctl.code, ctl.lines, ctl.text = 550, { "5.1.1 User unknown" }, "5.1.1 User unknown"
     local f = run("relay", facts)
     assert.equal("pass", find(f, "relay.denied", "127.0.1.1").state)
@@ -518,8 +574,8 @@ describe("check consistency #unit", function()
     assert.same({}, run("consistency", "good"))
     assert.same({}, run("consistency", "notls"))
     local facts = fixtures.load("tlsmixed")
-    facts.targets[2].connect = { status = "timeout", time_ms = 10000 }
-    facts.targets[2].banner, facts.targets[2].ehlo, facts.targets[2].relay = nil, nil, nil
+    facts.targets[2].smtp.connect = { status = "timeout", time_ms = 10000 }
+    facts.targets[2].smtp.banner, facts.targets[2].smtp.ehlo, facts.targets[2].smtp.relay = nil, nil, nil
     assert.same({}, run("consistency", facts))
   end)
 end)

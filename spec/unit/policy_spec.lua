@@ -32,13 +32,21 @@ describe("policy.default #unit", function()
     assert.equal("TLSv1.2", p.thresholds.tls_min_version)
   end)
 
-  it("gives every built-in code a severity and returns a fresh copy each time", function()
+  it("takes every built-in code's severity and weight from its check's declaration, fresh each time", function()
     local p = policy.default()
-    for _, c in ipairs(require("mxprobe.checks").list()) do
-      for _, code in ipairs(c.codes) do
-        assert.is_string(p.severities[code], code)
+    local checks = require "mxprobe.checks"
+    local n = 0
+    for _, c in ipairs(checks.list()) do
+      for code, d in pairs(c.codes) do
+        n = n + 1
+        assert.equal(d.severity, p.severities[code], code)
+        assert.equal(d.weight, p.weights[code], code)
       end
     end
+    assert.equal(74, n)
+    assert.equal("critical", p.severities["tls.cert.expired"])
+    assert.equal(40, p.weights["tls.cert.expired"])
+    assert.equal("warning", p.severities["mxprobe.check-error"])
     p.thresholds.expiry_days = 99
     assert.equal(14, policy.default().thresholds.expiry_days)
   end)
@@ -72,7 +80,18 @@ describe("policy.load #unit", function()
     assert.equal("warning", f.severity)
     assert.equal(10, f.weight)
     assert.equal("local.ipv6", f.check)
-    assert.is_nil(has(j, "smtp.ehlo.pipelining"), "smtp.extensions is disabled")
+    assert.is_nil(has(j, "smtp.extensions.pipelining"), "smtp.extensions is disabled")
+    assert.is_nil(has(j, "local.banner-version"))
+    local facts = fixtures.load("good")
+    local reply = facts.targets[1].smtp.banner.reply
+    reply.lines[1] = "mx1.good.example.test ESMTP Postfix 3.7.11"
+    reply.text = reply.lines[1]
+    local v = has(judge.run(facts, p), "local.banner-version")
+    assert.equal("fail", v.state)
+    assert.equal("the greeting advertises a version number (3.7.11)", v.message)
+    assert.equal("info", v.severity)
+    assert.equal(2, v.weight)
+    assert.equal("Give at least one MX host an AAAA record and make it listen on IPv6.", f.remediation)
     assert.truthy(has(judge.run(fixtures.load("ipv6"), p), "local.ipv6.ok"))
   end)
 
@@ -170,11 +189,76 @@ describe("policy.load #unit", function()
   end)
 
   it("reports a policy check's runtime error at judgement time with its file and line", function()
-    local path = policy_file("return { checks = { { id = \"t.err\",\n run = function(facts, ctx)\n  return nil .. 1\n end } } }\n")
+    local path = policy_file("return { checks = { { id = \"t.err\",\n"
+      .. " run = function(facts, ctx)\n  return nil .. 1\n end } } }\n")
     local p = assert(policy.load(path))
     local j = judge.run(fixtures.load("good"), p)
     local f = has(j, "mxprobe.check-error")
     assert.matches(path:gsub("%p", "%%%0") .. ":3:", f.evidence)
+  end)
+end)
+
+describe("policy code aliases #unit", function()
+  it("applies an old code's severity, weight and disable to the renamed code, for one release", function()
+    local p = assert(policy.load(policy_file([[
+      return {
+        severities = { ["tls.version.old"] = "critical", ["smtp.ehlo.size"] = "warning" },
+        weights = { ["tls.cipher.weak"] = 33 },
+        disable = { "smtp.throttled" },
+      }]])))
+    assert.equal("critical", p.severities["tls.session.old-version"])
+    assert.equal("warning", p.severities["smtp.extensions.size"])
+    assert.equal(33, p.weights["tls.session.weak-cipher"])
+    assert.is_nil(p.severities["tls.version.old"])
+    assert.is_true(p.disabled["smtp.throttle.421"])
+    local j = judge.run(fixtures.load("weaktls"), p)
+    local old = has(j, "tls.session.old-version")
+    assert.equal("fail", old.state)
+    assert.equal("critical", old.severity)
+    assert.equal(33, has(j, "tls.session.weak-cipher").weight)
+    assert.equal("critical", j.verdict)
+    assert.is_nil(has(judge.run(fixtures.load("throttled-starttls"), p), "smtp.throttle.421"))
+  end)
+
+  it("lets the new name win when a policy names both", function()
+    local p = policy.resolve({ weights = { ["tls.version.old"] = 1, ["tls.session.old-version"] = 2 } })
+    assert.equal(2, p.weights["tls.session.old-version"])
+  end)
+
+  it("knows exactly the twelve codes renamed in 0.2", function()
+    assert.same({
+      ["smtp.ehlo.pipelining"] = "smtp.extensions.pipelining", ["smtp.ehlo.size"] = "smtp.extensions.size",
+      ["smtp.ehlo.8bitmime"] = "smtp.extensions.8bitmime", ["smtp.ehlo.smtputf8"] = "smtp.extensions.smtputf8",
+      ["tls.handshake.ok"] = "tls.session.ok", ["tls.handshake.failed"] = "tls.session.failed",
+      ["tls.version.old"] = "tls.session.old-version", ["tls.cipher.weak"] = "tls.session.weak-cipher",
+      ["dns.nxdomain"] = "dns.mx.nxdomain", ["dns.servfail"] = "dns.mx.servfail", ["dns.error"] = "dns.mx.error",
+      ["smtp.throttled"] = "smtp.throttle.421",
+    }, policy.aliases)
+  end)
+end)
+
+describe("policy checks with the 0.1 declaration #unit", function()
+  it("still take codes as a list with severities, weights and remediation beside it", function()
+    local p = assert(policy.load(policy_file([[
+      return { checks = { { id = "old.style", codes = { "old.style.bad" },
+        severities = { ["old.style.bad"] = "critical" }, weights = { ["old.style.bad"] = 7 },
+        remediation = { ["old.style.bad"] = "do it" },
+        run = function() return { { code = "old.style.bad", state = "fail", message = "bad" } } end } } }
+    ]])))
+    local f = has(judge.run(fixtures.load("good"), p), "old.style.bad")
+    assert.equal("critical", f.severity)
+    assert.equal(7, f.weight)
+    assert.equal("do it", f.remediation)
+  end)
+
+  it("refuse a code declaration with a bad severity or weight", function()
+    local _, e1 = policy.load(policy_file([[return { checks = { { id = "a.b",
+      codes = { ["a.b.c"] = { severity = "loud" } },
+      run = function() end } } }]]))
+    assert.matches('codes["a.b.c"].severity', e1, 1, true)
+    local _, e2 = policy.load(policy_file([[return { checks = { { id = "a.b", codes = { ["a.b.c"] = { weight = -1 } },
+      run = function() end } } }]]))
+    assert.matches('codes["a.b.c"].weight', e2, 1, true)
   end)
 end)
 

@@ -74,6 +74,15 @@ describe("report.text.render #unit", function()
     assert.matches("fix: Renew", out, 1, true)
   end)
 
+  it("clips a long field to the width in characters, never inside a character", function()
+    local fl, jl = judged("good")
+    jl[1].findings[1].message = ("ü"):rep(300)
+    local out = text.render(fl, jl, { width = 40 })
+    assert.truthy(utf8.len(out))
+    assert.truthy(out:find(" " .. ("ü"):rep(39) .. "…\n", 1, true))
+    assert.is_nil(out:find(("ü"):rep(40), 1, true))
+  end)
+
   it("aligns the code column within a report", function()
     local out = text.render(judged("tlsmixed"))
     local cols = {}
@@ -83,7 +92,7 @@ describe("report.text.render #unit", function()
         cols[#cols + 1] = line:find(rest, 1, true)
       end
     end
-    assert.is_true(#cols > 4)
+    assert.equal(16, #cols) -- ok, warning and info lines of the two targets and the domain
     for i = 2, #cols do assert.equal(cols[1], cols[i]) end
   end)
 
@@ -141,17 +150,16 @@ describe("report.json.render #unit", function()
     assert.equal(2, #doc.results)
     local r = doc.results[1]
     assert.equal("expired.example.test", r.query)
-    assert.equal("mxprobe.facts/1", r.facts.schema)
+    assert.equal("mxprobe.facts/2", r.facts.schema)
     assert.equal(jl[1].scores.domain.score, r.scores.domain.score)
-    local found = false
+    local expired = {}
     for _, f in ipairs(r.findings) do
-      if f.code == "tls.cert.expired" then
-        found = true
-        assert.equal("critical", f.severity)
-        assert.equal("127.0.2.1", f.target.address)
-      end
+      if f.code == "tls.cert.expired" then expired[#expired + 1] = f end
     end
-    assert.is_true(found)
+    assert.equal(1, #expired)
+    assert.equal("critical", expired[1].severity)
+    assert.equal("fail", expired[1].state)
+    assert.same({ mx = "mx1.expired.example.test", address = "127.0.2.1" }, expired[1].target)
     assert.equal("ok", doc.results[2].verdict)
   end)
 
@@ -161,7 +169,7 @@ describe("report.json.render #unit", function()
     assert.truthy(utf8.len(s))
     assert.is_nil(s:sub(1, -2):find("[%z\1-\31]"))
     local doc = cjson.decode(s)
-    local line = doc.results[1].facts.targets[1].banner.reply.lines[1]
+    local line = doc.results[1].facts.targets[1].smtp.banner.reply.lines[1]
     assert.truthy(line:find("\27[2J", 1, true)) -- data kept, as data
     assert.truthy(line:find("\\xFF\\xFE", 1, true)) -- invalid bytes made visible
     assert.truthy(utf8.len(line))
@@ -175,18 +183,38 @@ describe("report.json.render #unit", function()
     assert.matches('"deductions":[]', s, 1, true)
   end)
 
+  it("writes the empty lists of facts v2 as [] (an implicit MX host without addresses, no transcript)", function()
+    local fl, jl = judged("nomx")
+    fl[1].mx[1].dns.cname = {}
+    local s = json.render(fl, jl)
+    assert.matches('"addresses":[]', s, 1, true)
+    assert.matches('"cname":[]', s, 1, true)
+    assert.matches('"records":[]', s, 1, true)
+    assert.matches('"targets":[]', s, 1, true)
+    assert.is_nil(s:find('"queries"', 1, true))
+    local doc = cjson.decode(s)
+    assert.same({}, doc.results[1].facts.mx[1].dns.addresses)
+    assert.is_true(doc.results[1].facts.mx[1].implicit)
+  end)
+
+  it("takes the tool from the facts' run identity", function()
+    local fl, jl = judged("good")
+    local doc = cjson.decode(json.render(fl, jl))
+    assert.same({ name = "mxprobe", version = "0.1.0" }, doc.tool)
+  end)
+
   it("survives NaN, infinities, functions, cycles and odd keys", function()
     local fl, jl = judged("good")
     local f = fl[1]
-    f.targets[1].time_ms = 0 / 0
-    f.targets[2].time_ms = math.huge
+    f.targets[1].smtp.time_ms = 0 / 0
+    f.targets[2].smtp.time_ms = math.huge
     f.extra = { fn = print, [true] = "x", [2.5] = "y", co = coroutine.create(print) }
     f.extra.self = f.extra
     jl[1].findings[1].evidence = "ok \255"
     local doc = cjson.decode(json.render(fl, jl))
     local t = doc.results[1].facts.targets
-    assert.equal(cjson.null, t[1].time_ms)
-    assert.equal(cjson.null, t[2].time_ms)
+    assert.equal(cjson.null, t[1].smtp.time_ms)
+    assert.equal(cjson.null, t[2].smtp.time_ms)
     assert.is_nil(doc.results[1].facts.extra.fn)
     assert.equal("y", doc.results[1].facts.extra["2.5"])
     assert.equal("ok \\xFF", doc.results[1].findings[1].evidence)

@@ -56,7 +56,7 @@ describe("score.compute #unit", function()
     local j = judged("weaktls")
     local t = target(j, "127.0.19.1")
     local p = policy.default()
-    local expected = 100 - p.weights["tls.version.old"] - p.weights["tls.cipher.weak"]
+    local expected = 100 - p.weights["tls.session.old-version"] - p.weights["tls.session.weak-cipher"]
       - p.weights["tls.cert.weak-key"] - p.weights["tls.cert.sha1"]
     assert.equal(expected, t.score)
     assert.equal(4, #t.deductions)
@@ -98,30 +98,36 @@ describe("score.compute #unit", function()
     local facts = fixtures.load("good")
     local second = fixtures.copy(facts.targets[1])
     second.address = "127.0.1.99"
-    second.tls.version = "TLSv1"
+    second.smtp.tls.version = "TLSv1"
     table.insert(facts.targets, 2, second)
-    table.insert(facts.mx[1].addresses, { address = "127.0.1.99", family = "ipv4" })
+    table.insert(facts.mx[1].dns.addresses, { address = "127.0.1.99", family = "ipv4" })
     local j = judge.run(facts)
     local host = j.scores.hosts[1]
     assert.equal("mx1.good.example.test", host.mx)
-    assert.equal(target(j, "127.0.1.99").score, host.score)
-    assert.is_true(host.score < 100)
+    assert.equal(100 - policy.default().weights["tls.session.old-version"], target(j, "127.0.1.99").score)
+    assert.equal(85, host.score)
+    assert.equal(100, target(j, "127.0.1.1").score)
   end)
 
   it("holds the domain near its weakest reachable MX", function()
     local j = judged("tlsmixed")
     local p = policy.default()
     local weak = target(j, "127.0.6.12")
+    assert.equal(50, weak.score)
     assert.equal(weak.score, j.scores.domain.weakest.score)
-    assert.is_true(j.scores.domain.score <= weak.score + p.scoring.weakest_margin)
+    assert.equal(83, j.scores.domain.mean) -- (100 + 0.5 * 50) / 1.5
+    -- held at weakest + margin (65), then the domain's consistency.tls-mixed (15) off
+    assert.equal(weak.score + p.scoring.weakest_margin - p.weights["consistency.tls-mixed"], j.scores.domain.score)
   end)
 
   it("does not hold the domain to an MX that refuses connections (senders skip it)", function()
     local j = judged("refused")
     local refused = target(j, "127.0.11.1")
     assert.is_false(refused.reachable)
+    assert.equal(40, refused.score)
     assert.equal("127.0.11.2", j.scores.domain.weakest.address)
-    assert.is_true(j.scores.domain.score > refused.score)
+    assert.equal(100, j.scores.domain.weakest.score)
+    assert.equal(60, j.scores.domain.score)
   end)
 
   it("weighs MX preference: a broken primary costs more than a broken backup", function()
@@ -132,7 +138,9 @@ describe("score.compute #unit", function()
     swapped.targets[1].preference, swapped.targets[2].preference = 20, 10
     swapped.mx[1].preference, swapped.mx[2].preference = 20, 10
     local primary = judged(swapped, loose).scores.domain.score
-    assert.is_true(primary < backup, primary .. " < " .. backup)
+    -- (100 + 0.5 * 50) / 1.5 - 15 = 68 against (50 + 0.5 * 100) / 1.5 - 15 = 52
+    assert.equal(68, backup)
+    assert.equal(52, primary)
   end)
 
   it("takes domain-level failures off the domain score", function()
@@ -144,6 +152,7 @@ describe("score.compute #unit", function()
   it("scores a domain that cannot receive mail at all as F", function()
     for _, name in ipairs({ "nxdomain", "nomx", "servfail" }) do
       local d = judged(name).scores.domain
+      assert.equal(0, d.score, name)
       assert.equal("F", d.grade, name)
     end
   end)
@@ -157,8 +166,8 @@ describe("score.compute #unit", function()
   it("reads weights from the policy", function()
     local a = target(judged("notls"), "127.0.6.1").score
     local b = target(judged("notls", { weights = { ["tls.starttls.missing"] = 5 } }), "127.0.6.1").score
+    assert.equal(50, a)
     assert.equal(95, b)
-    assert.is_true(a < b)
   end)
 end)
 
@@ -186,7 +195,9 @@ describe("judge.run verdict #unit", function()
 
   it("calls a 421 at STARTTLS throttled, never \"no STARTTLS\"", function()
     local j = judged("throttled-starttls")
-    assert.truthy(has(j, "smtp.throttled"))
+    local f = has(j, "smtp.throttle.421")
+    assert.equal("untested", f.state)
+    assert.equal("warning", f.severity)
     assert.is_nil(has(j, "tls.starttls.missing"))
     assert.is_nil(has(j, "consistency.tls-mixed"))
   end)
@@ -213,15 +224,19 @@ describe("judge.run verdict #unit", function()
     assert.equal("warning: 2 warnings", j.summary)
   end)
 
-  it("refuses a facts table of another schema", function()
+  it("refuses a facts table of another schema, v1 included", function()
     assert.has_error(function() judge.run({ schema = "mxprobe.facts/9" }) end)
+    assert.has_error(function() judge.run({ schema = "mxprobe.facts/1" }) end,
+      "judge.run: unsupported facts schema mxprobe.facts/1 (expected mxprobe.facts/2)")
     assert.has_error(function() judge.run("good") end)
   end)
 
   it("reports a query that could not be probed", function()
-    local j = judge.run({ schema = "mxprobe.facts/1", query = "bad..name", kind = "domain",
+    local j = judge.run({ schema = "mxprobe.facts/2", query = "bad..name", kind = "domain",
       error = "invalid domain name: empty label", targets = {}, mx = {}, dns = {} })
-    assert.truthy(has(j, "mxprobe.query-error"))
+    local f = has(j, "mxprobe.query-error")
+    assert.equal("untested", f.state)
+    assert.equal("the query could not be probed: invalid domain name: empty label", f.message)
     assert.equal(1, #j.findings)
     assert.equal("unknown", j.verdict)
     assert.equal(3, judge.exit_status(j))
@@ -252,7 +267,9 @@ describe("judge.run with a misbehaving check #unit", function()
       function() return { "nope" } end,
     }) do
       local j = judge.run(fixtures.load("good"), with_check({ id = "t.bad", run = run }))
-      assert.truthy(has(j, "mxprobe.check-error"))
+      local f = has(j, "mxprobe.check-error")
+      assert.equal("untested", f.state)
+      assert.matches("^check t%.bad failed: ", f.message)
     end
   end)
 

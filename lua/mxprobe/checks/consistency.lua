@@ -7,21 +7,28 @@
 --         (consistency.cert-mixed: MTA-STS in enforce mode would fail on
 --         those). Targets that could not be tested are left out.
 -- Needs:  for every target: the STARTTLS/TLS phases (see checks/util.lua
---         tls_state), targets[i].verify.{ok, name_match}.
+--         tls_state), targets[i].smtp.verify.{ok, name_match}.
 -- Scope:  the domain (target nil); silent with fewer than two tested targets
 --         or when they agree.
 -- Example finding:
 --   { code = "consistency.tls-mixed", severity = "warning", state = "fail",
 --     message = "1 of 3 MX targets has no TLS: senders fall back to the weakest",
---     evidence = "TLS: mx1.example.org [192.0.2.10], mx1.example.org [2001:db8::10]; no TLS: mx2.example.org [192.0.2.20] (STARTTLS not offered)",
+--     evidence = "TLS: mx1.example.org [192.0.2.10], mx1.example.org [2001:db8::10]; "
+--       .. "no TLS: mx2.example.org [192.0.2.20] (STARTTLS not offered)",
 --     remediation = "Configure STARTTLS identically on every MX host." }
 
 local U = require "mxprobe.checks.util"
 
-local R = {
-  ["consistency.tls-mixed"] = "Configure STARTTLS on every MX host and address, backups included: senders (and attackers who block the primary) use the weakest.",
-  ["consistency.cert-mixed"] = "Give every MX host a certificate that verifies for its name; MTA-STS and verifying senders fail on the others.",
+-- every code this check emits: default severity and weight (a policy
+-- overrides them), the fix, and the old name kept for one release
+-- luacheck: push no max line length
+local CODES = {
+  ["consistency.tls-mixed"] = { severity = "warning", weight = 15,
+    fix = "Configure STARTTLS on every MX host and address, backups included: senders (and attackers who block the primary) use the weakest." },
+  ["consistency.cert-mixed"] = { severity = "info", weight = 5,
+    fix = "Give every MX host a certificate that verifies for its name; MTA-STS and verifying senders fail on the others." },
 }
+-- luacheck: pop
 
 local function run(facts)
   local with, without, trusted, untrusted = {}, {}, {}, {}
@@ -31,12 +38,13 @@ local function run(facts)
       local name = U.target_name(t)
       if state == "ok" then
         with[#with + 1] = name
-        local v = U.tbl(t.verify)
+        local v = U.tbl(U.smtp(t).verify)
         if v then
           if v.ok == true and v.name_match ~= false then
             trusted[#trusted + 1] = name
           else
-            untrusted[#untrusted + 1] = name .. " (" .. tostring(v.reason or (v.name_match == false and "name mismatch") or "not verified") .. ")"
+            local why_not = v.reason or (v.name_match == false and "name mismatch") or "not verified"
+            untrusted[#untrusted + 1] = name .. " (" .. tostring(why_not) .. ")"
           end
         end
       elseif state == "na" or state == "failed" then
@@ -62,7 +70,6 @@ local function run(facts)
       evidence = "verified: " .. table.concat(trusted, ", ") .. "; not verified: " .. table.concat(untrusted, ", "),
     }
   end
-  for _, f in ipairs(out) do f.remediation = R[f.code] end
   return out
 end
 
@@ -71,7 +78,6 @@ return {
   title = "Consistency across MX hosts",
   scope = "domain",
   requires = { "targets" },
-  codes = { "consistency.tls-mixed", "consistency.cert-mixed" },
-  remediation = R,
+  codes = CODES,
   run = run,
 }

@@ -5,7 +5,8 @@
 --         MX host resolve to an address without a CNAME in the way (RFC 2181
 --         §10.3), is there any redundancy (more than one host or address).
 -- Needs:  facts.kind, facts.dns.mx, facts.dns.null_mx, facts.dns.implicit_mx,
---         facts.mx[i].{name, preference, status, cname, a, aaaa, addresses}.
+--         facts.mx[i].{name, preference, implicit}, facts.mx[i].dns.{status,
+--         cname, a, aaaa, addresses} (the implicit MX host is listed too).
 -- Scope:  the domain (target nil) and each MX host (target = {mx = name}).
 -- Example finding:
 --   { code = "dns.mx.cname", severity = "warning", state = "fail",
@@ -16,20 +17,39 @@
 
 local U = require "mxprobe.checks.util"
 
-local R = {
-  ["dns.nxdomain"] = "Register the domain or fix its delegation; no mail can be delivered to a name that does not exist.",
-  ["dns.servfail"] = "Check the domain's authoritative servers and its DNSSEC chain (expired signatures, a DS without DNSKEY): a validating resolver cannot get an answer.",
-  ["dns.error"] = "Retry; if it persists, check the resolver mxprobe uses (--resolver) and the domain's name servers.",
-  ["dns.mx.none"] = "Publish MX records for the domain, or a null MX (\"MX 0 .\") if it does not receive mail.",
-  ["dns.mx.implicit"] = "Publish an explicit MX record; relying on the A/AAAA fallback of RFC 5321 §5.1 is fragile.",
-  ["dns.mx.cname"] = "Point the MX record at the canonical host name, not at an alias (RFC 2181 §10.3, RFC 5321 §5.1).",
-  ["dns.mx.no-address"] = "Give the MX host an A and/or AAAA record, or remove the MX record.",
-  ["dns.mx.dangling"] = "Remove the MX record or create the host it names; a dangling MX can be taken over by whoever registers that name.",
-  ["dns.mx.unusable"] = "Fix the MX hosts' address records: as published, no sender can reach any MX.",
-  ["dns.mx.single"] = "Add a second MX host (or a second address) so that mail is not deferred when the only one is down.",
-  ["dns.mx.same-address"] = "Give the MX hosts distinct addresses; several MX names on one address add no redundancy.",
-  ["dns.mx.invalid-name"] = "Point the MX record at a host name of letters, digits and hyphens (RFC 1123 §2.1, RFC 5321 §2.3.5); many senders refuse other names.",
+-- every code this check emits: default severity and weight (a policy
+-- overrides them), the fix, and the old name kept for one release
+-- luacheck: push no max line length
+local CODES = {
+  ["dns.mx"] = { severity = "info", weight = 0 },
+  ["dns.mx.ok"] = { severity = "ok", weight = 0 },
+  ["dns.mx.nxdomain"] = { severity = "critical", weight = 100, alias = "dns.nxdomain",
+    fix = "Register the domain or fix its delegation; no mail can be delivered to a name that does not exist." },
+  ["dns.mx.servfail"] = { severity = "critical", weight = 100, alias = "dns.servfail",
+    fix = "Check the domain's authoritative servers and its DNSSEC chain (expired signatures, a DS without DNSKEY): a validating resolver cannot get an answer." },
+  ["dns.mx.error"] = { severity = "warning", weight = 0, alias = "dns.error",
+    fix = "Retry; if it persists, check the resolver mxprobe uses (--resolver) and the domain's name servers." },
+  ["dns.mx.none"] = { severity = "critical", weight = 100,
+    fix = "Publish MX records for the domain, or a null MX (\"MX 0 .\") if it does not receive mail." },
+  ["dns.mx.null"] = { severity = "info", weight = 0 },
+  ["dns.mx.implicit"] = { severity = "warning", weight = 15,
+    fix = "Publish an explicit MX record; relying on the A/AAAA fallback of RFC 5321 §5.1 is fragile." },
+  ["dns.mx.cname"] = { severity = "warning", weight = 10,
+    fix = "Point the MX record at the canonical host name, not at an alias (RFC 2181 §10.3, RFC 5321 §5.1)." },
+  ["dns.mx.no-address"] = { severity = "warning", weight = 15,
+    fix = "Give the MX host an A and/or AAAA record, or remove the MX record." },
+  ["dns.mx.dangling"] = { severity = "warning", weight = 20,
+    fix = "Remove the MX record or create the host it names; a dangling MX can be taken over by whoever registers that name." },
+  ["dns.mx.unusable"] = { severity = "critical", weight = 100,
+    fix = "Fix the MX hosts' address records: as published, no sender can reach any MX." },
+  ["dns.mx.single"] = { severity = "info", weight = 5,
+    fix = "Add a second MX host (or a second address) so that mail is not deferred when the only one is down." },
+  ["dns.mx.same-address"] = { severity = "warning", weight = 10,
+    fix = "Give the MX hosts distinct addresses; several MX names on one address add no redundancy." },
+  ["dns.mx.invalid-name"] = { severity = "warning", weight = 20,
+    fix = "Point the MX record at a host name of letters, digits and hyphens (RFC 1123 §2.1, RFC 5321 §2.3.5); many senders refuse other names." },
 }
+-- luacheck: pop
 
 -- a host name in DNS presentation form: letters, digits, hyphens, dots;
 -- anything else (here as ldns escapes: \027, \., \000) is not one
@@ -44,7 +64,8 @@ end
 local function host_findings(mx, out)
   local name = U.str(mx.name) or "?"
   local ref = { mx = name }
-  local status = mx.status
+  local d = U.mx_dns(mx)
+  local status = d.status
   if not valid_hostname(name) then
     out[#out + 1] = {
       code = "dns.mx.invalid-name", state = "fail", target = ref,
@@ -52,7 +73,7 @@ local function host_findings(mx, out)
       evidence = "MX " .. name,
     }
   end
-  local cname = U.tbl(mx.cname)
+  local cname = U.tbl(d.cname)
   if cname and #cname > 0 then
     local chain = {}
     for _, c in ipairs(cname) do chain[#chain + 1] = tostring(c) end
@@ -76,12 +97,12 @@ local function host_findings(mx, out)
     }
   elseif status == "dns-error" then
     local parts = {}
-    for _, q in ipairs({ U.tbl(mx.a), U.tbl(mx.aaaa) }) do
+    for _, q in ipairs({ U.tbl(d.a), U.tbl(d.aaaa) }) do
       parts[#parts + 1] = string.format("%s %s: %s", tostring(q.type), tostring(q.name),
         tostring(q.error or q.status))
     end
     out[#out + 1] = {
-      code = "dns.error", state = "untested", target = ref,
+      code = "dns.mx.error", state = "untested", target = ref,
       message = string.format("the addresses of MX host %s could not be looked up", name),
       evidence = table.concat(parts, "; "),
     }
@@ -111,29 +132,44 @@ local function run(facts)
       } }
     end
     if not q then
-      return { { code = "dns.error", state = "untested", message = "no MX query was made" } }
+      return { { code = "dns.mx.error", state = "untested", message = "no MX query was made" } }
     end
     if q.status == "nxdomain" then
       return { {
-        code = "dns.nxdomain", state = "fail",
+        code = "dns.mx.nxdomain", state = "fail",
         message = domain .. " does not exist (NXDOMAIN)",
         evidence = "MX " .. domain .. ": " .. tostring(q.rcode or "NXDOMAIN"),
       } }
     elseif q.status == "servfail" then
       return { {
-        code = "dns.servfail", state = "fail",
+        code = "dns.mx.servfail", state = "fail",
         message = "the resolver answered SERVFAIL for the MX of " .. domain,
         evidence = "MX " .. domain .. ": " .. tostring(q.rcode or "SERVFAIL")
           .. (U.str(q.error) and (" (" .. q.error .. ")") or ""),
       } }
     elseif q.status ~= "ok" and q.status ~= "nodata" then
       return { {
-        code = "dns.error", state = "untested",
+        code = "dns.mx.error", state = "untested",
         message = "the MX query for " .. domain .. " failed (" .. tostring(q.status) .. ")",
         evidence = U.str(q.error) or ("MX " .. domain .. ": " .. tostring(q.status)),
       } }
     end
     if dns.implicit_mx == true then
+      -- facts v2 list the implicit MX host (the domain itself) whatever its
+      -- address lookups gave: without an address there is no MX at all
+      local h = hosts[1]
+      for _, mx in ipairs(hosts) do if mx.implicit == true then h = mx break end end
+      if h and #U.list(U.mx_dns(h).addresses) == 0 then
+        if U.mx_dns(h).status == "dns-error" then
+          host_findings(h, out)
+          return out
+        end
+        return { {
+          code = "dns.mx.none", state = "fail",
+          message = domain .. " has no MX record and no address: it cannot receive mail",
+          evidence = "MX " .. domain .. ": " .. tostring(q.status),
+        } }
+      end
       out[#out + 1] = {
         code = "dns.mx.implicit", state = "fail",
         message = domain .. " has no MX record; senders fall back to its own address (implicit MX)",
@@ -155,14 +191,14 @@ local function run(facts)
   for _, mx in ipairs(hosts) do
     nhosts = nhosts + 1
     local n = 0
-    for _, a in ipairs(U.list(mx.addresses)) do
+    for _, a in ipairs(U.list(U.mx_dns(mx).addresses)) do
       if type(a) == "table" and U.str(a.address) then
         addrs[a.address] = true
         n = n + 1
       end
     end
     if n > 0 then usable = usable + 1 end
-    if mx.status == "dns-error" then errors = errors + 1 end
+    if U.mx_dns(mx).status == "dns-error" then errors = errors + 1 end
   end
   local naddr = 0
   for _ in pairs(addrs) do naddr = naddr + 1 end
@@ -170,7 +206,7 @@ local function run(facts)
   if kind == "domain" and nhosts > 0 and usable == 0 then
     if errors > 0 then
       out[#out + 1] = {
-        code = "dns.error", state = "untested",
+        code = "dns.mx.error", state = "untested",
         message = "no MX host address could be resolved",
       }
     else
@@ -189,7 +225,7 @@ local function run(facts)
     elseif usable > 1 and naddr == 1 then
       local names = {}
       for _, mx in ipairs(hosts) do
-        if #U.list(mx.addresses) > 0 then names[#names + 1] = tostring(mx.name) end
+        if #U.list(U.mx_dns(mx).addresses) > 0 then names[#names + 1] = tostring(mx.name) end
       end
       out[#out + 1] = {
         code = "dns.mx.same-address", state = "fail",
@@ -207,7 +243,6 @@ local function run(facts)
       }
     end
   end
-  for _, f in ipairs(out) do f.remediation = f.remediation or R[f.code] end
   return out
 end
 
@@ -216,12 +251,6 @@ return {
   title = "MX records and MX host addresses",
   scope = "domain",
   requires = { "dns" },
-  codes = {
-    "dns.mx", "dns.mx.ok", "dns.nxdomain", "dns.servfail", "dns.error",
-    "dns.mx.none", "dns.mx.null", "dns.mx.implicit", "dns.mx.cname",
-    "dns.mx.no-address", "dns.mx.dangling", "dns.mx.unusable",
-    "dns.mx.single", "dns.mx.same-address", "dns.mx.invalid-name",
-  },
-  remediation = R,
+  codes = CODES,
   run = run,
 }

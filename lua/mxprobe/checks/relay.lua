@@ -12,35 +12,48 @@
 --           other 5xx                          relay.denied (pass)
 --           4xx (greylisting, 450/451/452)     relay.inconclusive (could not
 --                 test: greylisting is not an open relay)
---           421                                could not test (smtp.throttled)
+--           421                                could not test (smtp.throttle.421)
 --         A refused control recipient (5xx) is its own finding,
 --         relay.control-rejected: the host rejects mail for the domain's
 --         postmaster. Not applicable with --no-relay-test.
--- Needs:  targets[i].relay.{status, mail_from, rcpt_external, rcpt_control},
+-- Needs:  targets[i].smtp.relay.{status, mail_from, rcpt_external, rcpt_control}
+--         (each step {command = verb, line, reply}),
 --         facts.options.relay_rcpt, facts.domain, and the phases before.
 -- Scope:  each target.
 -- Example finding:
 --   { code = "relay.open", severity = "critical", state = "fail",
 --     target = { mx = "mx1.example.org", address = "192.0.2.10" },
 --     message = "accepted RCPT TO <probe@relay-test.invalid> from an unauthenticated stranger: open relay",
---     evidence = "RCPT TO:<probe@relay-test.invalid> -> 250 2.1.5 Ok; RCPT TO:<postmaster@example.org> -> 250 2.1.5 Ok",
+--     evidence = "RCPT TO:<probe@relay-test.invalid> -> 250 2.1.5 Ok; "
+--       .. "RCPT TO:<postmaster@example.org> -> 250 2.1.5 Ok",
 --     remediation = "Restrict relaying to authenticated users and your own networks ..." }
 
 local U = require "mxprobe.checks.util"
 
-local R = {
-  ["relay.open"] = "Restrict relaying at once to authenticated clients and your own networks (Postfix: smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination; Exchange: receive connectors). Check block lists afterwards.",
-  ["relay.accepts-any"] = "Verify by hand with a message to an address you control at another domain; configure the MTA to reject recipients it cannot deliver at RCPT time (reject_unauth_destination, recipient validation).",
-  ["relay.denied"] = "Nothing to do.",
-  ["relay.auth-required"] = "Nothing to do: relaying needs authentication.",
-  ["relay.inconclusive"] = "Nothing to do when this is greylisting; run the test again after the greylisting delay to conclude.",
-  ["relay.control-rejected"] = "Accept mail for postmaster@ of every domain this host is MX for (RFC 5321 §4.5.1); if the refusal is aimed at the prober's address, test from another network.",
+-- every code this check emits: default severity and weight (a policy
+-- overrides them), the fix, and the old name kept for one release
+-- luacheck: push no max line length
+local CODES = {
+  ["relay"] = { severity = "info", weight = 0 },
+  ["relay.open"] = { severity = "critical", weight = 100,
+    fix = "Restrict relaying at once to authenticated clients and your own networks (Postfix: smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination; Exchange: receive connectors). Check block lists afterwards." },
+  ["relay.accepts-any"] = { severity = "warning", weight = 40,
+    fix = "Verify by hand with a message to an address you control at another domain; configure the MTA to reject recipients it cannot deliver at RCPT time (reject_unauth_destination, recipient validation)." },
+  ["relay.denied"] = { severity = "ok", weight = 0,
+    fix = "Nothing to do." },
+  ["relay.auth-required"] = { severity = "ok", weight = 0,
+    fix = "Nothing to do: relaying needs authentication." },
+  ["relay.inconclusive"] = { severity = "info", weight = 0,
+    fix = "Nothing to do when this is greylisting; run the test again after the greylisting delay to conclude." },
+  ["relay.control-rejected"] = { severity = "warning", weight = 15,
+    fix = "Accept mail for postmaster@ of every domain this host is MX for (RFC 5321 §4.5.1); if the refusal is aimed at the prober's address, test from another network." },
 }
+-- luacheck: pop
 
 local function step_line(s)
   s = U.tbl(s)
   if not s then return nil end
-  return string.format("%s -> %s", tostring(s.command or "?"), U.reply_line(s.reply))
+  return string.format("%s -> %s", tostring(s.line or s.command or "?"), U.reply_line(s.reply))
 end
 
 local function asks_auth(reply)
@@ -52,7 +65,7 @@ end
 
 local function run(facts)
   return U.each_target(facts, function(t)
-    local relay = U.tbl(t.relay)
+    local relay = U.tbl(U.smtp(t).relay)
     if relay and relay.status == "skipped" then
       return { U.finding("relay", "na", t, "the relay test was not run (--no-relay-test)") }
     end
@@ -61,7 +74,7 @@ local function run(facts)
       return { U.finding("relay", "untested", t, "not tested: " .. why) }
     end
     if not relay then
-      local stop = U.str(t.stopped_at)
+      local stop = U.str(U.smtp(t).stopped_at)
       return { U.finding("relay", "untested", t, "not tested: the dialog ended" ..
         (stop and (" at " .. U.phase_name(stop)) or " before the relay test")) }
     end
@@ -84,7 +97,8 @@ local function run(facts)
         U.finding("relay.auth-required", "pass", t,
           "the server requires authentication before MAIL FROM (" .. mcode .. ")", evidence),
         U.finding("relay.control-rejected", "fail", t,
-          "requires authentication for any mail (" .. mcode .. "): no stranger can deliver here, not even to postmaster",
+          "requires authentication for any mail (" .. mcode
+            .. "): no stranger can deliver here, not even to postmaster",
           evidence),
       }
     elseif U.class(mcode) ~= 2 then
@@ -96,7 +110,7 @@ local function run(facts)
     local ctl = U.tbl(relay.rcpt_control)
     local ccode = U.code(ctl and ctl.reply)
     local out = {}
-    local rcpt = U.str(ext and ext.command) and ext.command:match("<(.-)>") or
+    local rcpt = U.str(ext and ext.line) and ext.line:match("<(.-)>") or
       (U.str(U.tbl(facts.options) and facts.options.relay_rcpt) or "an external recipient")
     if not ecode then
       out[#out + 1] = U.finding("relay.inconclusive", "untested", t,
@@ -148,10 +162,6 @@ return {
   title = "Open relay test",
   scope = "target",
   requires = { "targets" },
-  codes = {
-    "relay", "relay.open", "relay.accepts-any", "relay.denied", "relay.auth-required",
-    "relay.inconclusive", "relay.control-rejected",
-  },
-  remediation = R,
+  codes = CODES,
   run = run,
 }

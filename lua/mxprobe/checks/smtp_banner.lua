@@ -7,7 +7,7 @@
 --         talk too early: it is recognised and reported as info, not as an
 --         error, and its deliberate delay is not counted as slowness (the
 --         time to the first byte is).
--- Needs:  targets[i].connect.status, targets[i].banner.{status, reply,
+-- Needs:  targets[i].smtp.connect.status, targets[i].smtp.banner.{status, reply,
 --         time_ms, first_byte_ms}, targets[i].mx;
 --         ctx.policy.thresholds.banner_slow_ms.
 -- Scope:  each target.
@@ -20,14 +20,27 @@
 
 local U = require "mxprobe.checks.util"
 
-local R = {
-  ["smtp.banner.missing"] = "Check that the MTA (not a proxy or a stuck filter) answers on port 25 and greets at once; a server that accepts connections but never greets makes every sender wait for its timeout.",
-  ["smtp.banner.invalid"] = "Make sure an SMTP server, not another service, listens on port 25 and that its greeting is a proper \"220 host.name ...\" reply.",
-  ["smtp.banner.rejected"] = "The server refuses service to the prober's address (554): check the prober is not on a block list, or test from another network. If it refuses everyone, fix the MTA's client restrictions.",
-  ["smtp.banner.slow"] = "Look for slow reverse DNS lookups, an overloaded host, or a tarpit delay in the MTA configuration.",
-  ["smtp.banner.no-hostname"] = "Configure the greeting to start with the host's fully qualified name (Postfix: myhostname / smtpd_banner = $myhostname ESMTP).",
-  ["smtp.banner.name-mismatch"] = "Usually harmless; for clarity make the MX name, the greeting name and the certificate name agree.",
+-- every code this check emits: default severity and weight (a policy
+-- overrides them), the fix, and the old name kept for one release
+-- luacheck: push no max line length
+local CODES = {
+  ["smtp.banner"] = { severity = "info", weight = 0 },
+  ["smtp.banner.ok"] = { severity = "ok", weight = 0 },
+  ["smtp.banner.missing"] = { severity = "critical", weight = 60,
+    fix = "Check that the MTA (not a proxy or a stuck filter) answers on port 25 and greets at once; a server that accepts connections but never greets makes every sender wait for its timeout." },
+  ["smtp.banner.invalid"] = { severity = "critical", weight = 60,
+    fix = "Make sure an SMTP server, not another service, listens on port 25 and that its greeting is a proper \"220 host.name ...\" reply." },
+  ["smtp.banner.rejected"] = { severity = "warning", weight = 0,
+    fix = "The server refuses service to the prober's address (554): check the prober is not on a block list, or test from another network. If it refuses everyone, fix the MTA's client restrictions." },
+  ["smtp.banner.slow"] = { severity = "warning", weight = 10,
+    fix = "Look for slow reverse DNS lookups, an overloaded host, or a tarpit delay in the MTA configuration." },
+  ["smtp.banner.multiline"] = { severity = "info", weight = 0 },
+  ["smtp.banner.no-hostname"] = { severity = "warning", weight = 5,
+    fix = "Configure the greeting to start with the host's fully qualified name (Postfix: myhostname / smtpd_banner = $myhostname ESMTP)." },
+  ["smtp.banner.name-mismatch"] = { severity = "info", weight = 0,
+    fix = "Usually harmless; for clarity make the MX name, the greeting name and the certificate name agree." },
 }
+-- luacheck: pop
 
 -- first word of the first line is a FQDN or an address literal
 local function banner_host(reply)
@@ -52,12 +65,13 @@ end
 local function run(facts, ctx)
   local slow = U.num(ctx.policy.thresholds.banner_slow_ms) or 5000
   return U.each_target(facts, function(t)
-    local c = U.tbl(t.connect)
+    local s = U.smtp(t)
+    local c = U.tbl(s.connect)
     if not (c and c.status == "ok") then
       return { U.finding("smtp.banner", "untested", t,
         "not tested: the TCP connection failed (" .. tostring(c and c.status or "none") .. ")") }
     end
-    local b = U.tbl(t.banner)
+    local b = U.tbl(s.banner)
     if not b then
       return { U.finding("smtp.banner", "untested", t, "not tested: the dialog ended before the greeting") }
     end
@@ -122,7 +136,7 @@ local function run(facts, ctx)
     if fails == 0 then
       local l1 = U.list(reply.lines)[1]
       l1 = type(l1) == "string" and l1 or ""
-      l1 = U.clip(l1, 160)
+      l1 = U.cut(l1, 160, "…")
       out[#out + 1] = U.finding("smtp.banner.ok", "pass", t,
         string.format("greeting after %s: %d %s", U.ms(first), code, l1), line)
     end
@@ -135,11 +149,6 @@ return {
   title = "SMTP greeting",
   scope = "target",
   requires = { "targets" },
-  codes = {
-    "smtp.banner", "smtp.banner.ok", "smtp.banner.missing", "smtp.banner.invalid",
-    "smtp.banner.rejected", "smtp.banner.slow", "smtp.banner.multiline",
-    "smtp.banner.no-hostname", "smtp.banner.name-mismatch",
-  },
-  remediation = R,
+  codes = CODES,
   run = run,
 }

@@ -3,8 +3,8 @@
 -- What:   EHLO answered 250 (ESMTP, extensions listed); EHLO refused but
 --         HELO accepted (plain SMTP only: no STARTTLS possible); both
 --         refused, or the connection dropped in answer. A 421 or another
---         4xx is "could not test" (smtp.throttled tells about the 421).
--- Needs:  targets[i].ehlo.{status, command, reply, ehlo_reply, error},
+--         4xx is "could not test" (smtp.throttle.421 tells about the 421).
+-- Needs:  targets[i].smtp.ehlo.{status, command, reply, ehlo_reply, error},
 --         and the connect/banner phases before it.
 -- Scope:  each target.
 -- Example finding:
@@ -16,19 +16,28 @@
 
 local U = require "mxprobe.checks.util"
 
-local R = {
-  ["smtp.ehlo.rejected"] = "Check the MTA's HELO/EHLO restrictions (Postfix: smtpd_helo_restrictions) and the --ehlo-name the probe used; a server that refuses EHLO and HELO accepts no mail.",
-  ["smtp.ehlo.helo-only"] = "Enable ESMTP: without EHLO there is no STARTTLS, SIZE or 8BITMIME. Old firewalls' \"SMTP fixup\"/\"mailguard\" features often cause this; turn them off.",
+-- every code this check emits: default severity and weight (a policy
+-- overrides them), the fix, and the old name kept for one release
+-- luacheck: push no max line length
+local CODES = {
+  ["smtp.ehlo"] = { severity = "info", weight = 0 },
+  ["smtp.ehlo.ok"] = { severity = "ok", weight = 0 },
+  ["smtp.ehlo.rejected"] = { severity = "critical", weight = 60,
+    fix = "Check the MTA's HELO/EHLO restrictions (Postfix: smtpd_helo_restrictions) and the --ehlo-name the probe used; a server that refuses EHLO and HELO accepts no mail." },
+  ["smtp.ehlo.helo-only"] = { severity = "warning", weight = 50,
+    fix = "Enable ESMTP: without EHLO there is no STARTTLS, SIZE or 8BITMIME. Old firewalls' \"SMTP fixup\"/\"mailguard\" features often cause this; turn them off." },
 }
+-- luacheck: pop
 
 local function run(facts)
   return U.each_target(facts, function(t)
-    local c, b = U.tbl(t.connect), U.tbl(t.banner)
+    local s = U.smtp(t)
+    local c, b = U.tbl(s.connect), U.tbl(s.banner)
     if not (c and c.status == "ok" and b and b.status == "ok" and U.code(b.reply) == 220) then
       local _, why = U.session_blocked(t)
       return { U.finding("smtp.ehlo", "untested", t, "not tested: " .. (why or "no usable greeting")) }
     end
-    local e = U.tbl(t.ehlo)
+    local e = U.tbl(s.ehlo)
     if not e then
       return { U.finding("smtp.ehlo", "untested", t, "not tested: the dialog ended before EHLO") }
     end
@@ -72,7 +81,6 @@ return {
   title = "EHLO",
   scope = "target",
   requires = { "targets" },
-  codes = { "smtp.ehlo", "smtp.ehlo.ok", "smtp.ehlo.rejected", "smtp.ehlo.helo-only" },
-  remediation = R,
+  codes = CODES,
   run = run,
 }

@@ -5,29 +5,38 @@
 --         there was one (that is the list a TLS sender uses), else from the
 --         first EHLO. Information only: present is "pass", absent "fail",
 --         both with severity info and no weight by default.
--- Needs:  targets[i].ehlo.{status, command, reply, extensions},
---         targets[i].ehlo_tls.{status, reply, extensions}.
+-- Needs:  targets[i].smtp.ehlo.{status, command, reply, extensions},
+--         targets[i].smtp.ehlo_tls.{status, reply, extensions}.
 -- Scope:  each target.
 -- Example finding:
---   { code = "smtp.ehlo.size", severity = "info", state = "pass",
+--   { code = "smtp.extensions.size", severity = "info", state = "pass",
 --     target = { mx = "mx1.example.org", address = "192.0.2.10" },
 --     message = "SIZE 52428800 (50 MiB)", evidence = "SIZE 52428800" }
 
 local U = require "mxprobe.checks.util"
 
 local EXT = {
-  { key = "PIPELINING", code = "smtp.ehlo.pipelining", what = "command pipelining" },
-  { key = "SIZE", code = "smtp.ehlo.size", what = "message size declaration" },
-  { key = "8BITMIME", code = "smtp.ehlo.8bitmime", what = "8-bit MIME transport" },
-  { key = "SMTPUTF8", code = "smtp.ehlo.smtputf8", what = "internationalised addresses" },
+  { key = "PIPELINING", code = "smtp.extensions.pipelining", what = "command pipelining" },
+  { key = "SIZE", code = "smtp.extensions.size", what = "message size declaration" },
+  { key = "8BITMIME", code = "smtp.extensions.8bitmime", what = "8-bit MIME transport" },
+  { key = "SMTPUTF8", code = "smtp.extensions.smtputf8", what = "internationalised addresses" },
 }
 
-local R = {
-  ["smtp.ehlo.pipelining"] = "Optional. Postfix, Exim and most MTAs announce PIPELINING by default; it saves round trips.",
-  ["smtp.ehlo.size"] = "Optional. Announcing SIZE lets senders refuse too-large mail before sending it.",
-  ["smtp.ehlo.8bitmime"] = "Optional. Without 8BITMIME senders must convert 8-bit mail to 7-bit.",
-  ["smtp.ehlo.smtputf8"] = "Optional. Needed to receive mail for internationalised (UTF-8) addresses.",
+-- every code this check emits: default severity and weight (a policy
+-- overrides them), the fix, and the old name kept for one release
+-- luacheck: push no max line length
+local CODES = {
+  ["smtp.extensions"] = { severity = "info", weight = 0 },
+  ["smtp.extensions.pipelining"] = { severity = "info", weight = 0, alias = "smtp.ehlo.pipelining",
+    fix = "Optional. Postfix, Exim and most MTAs announce PIPELINING by default; it saves round trips." },
+  ["smtp.extensions.size"] = { severity = "info", weight = 0, alias = "smtp.ehlo.size",
+    fix = "Optional. Announcing SIZE lets senders refuse too-large mail before sending it." },
+  ["smtp.extensions.8bitmime"] = { severity = "info", weight = 0, alias = "smtp.ehlo.8bitmime",
+    fix = "Optional. Without 8BITMIME senders must convert 8-bit mail to 7-bit." },
+  ["smtp.extensions.smtputf8"] = { severity = "info", weight = 0, alias = "smtp.ehlo.smtputf8",
+    fix = "Optional. Needed to receive mail for internationalised (UTF-8) addresses." },
 }
+-- luacheck: pop
 
 local function size_text(v)
   local n = tonumber(v)
@@ -41,7 +50,7 @@ local function run(facts)
     if blocked then
       return { U.finding("smtp.extensions", "untested", t, "not tested: " .. why) }
     end
-    if t.ehlo.command == "HELO" then
+    if U.smtp(t).ehlo.command == "HELO" then
       return { U.finding("smtp.extensions", "na", t, "no ESMTP (HELO only): no extensions") }
     end
     local ext, in_tls = U.extensions(t)
@@ -67,7 +76,6 @@ return {
   title = "ESMTP extensions",
   scope = "target",
   requires = { "targets" },
-  codes = { "smtp.extensions", "smtp.ehlo.pipelining", "smtp.ehlo.size", "smtp.ehlo.8bitmime", "smtp.ehlo.smtputf8" },
-  remediation = R,
+  codes = CODES,
   run = run,
 }

@@ -6,8 +6,8 @@
 --         stalls is not "OK" just because nothing failed. Connect and
 --         greeting timeouts have their own codes (tcp.timeout,
 --         smtp.banner.missing) and are not repeated here.
--- Needs:  targets[i].status, stopped_at, and the phase named there
---         ({status, error}).
+-- Needs:  targets[i].smtp.{status, stopped_at}, and the phase named there
+--         ({status, error}): smtp[stopped_at] or smtp.relay[stopped_at].
 -- Scope:  each target; silent when no phase timed out after the greeting.
 -- Example finding:
 --   { code = "smtp.timeout", severity = "warning", state = "untested",
@@ -17,18 +17,28 @@
 
 local U = require "mxprobe.checks.util"
 
-local R = {
-  ["smtp.timeout"] = "Test again with a longer --timeout. If it persists, the server stalls at that step for every sender: check its load, its TLS library and anything between it and the network (a middlebox that drops STARTTLS traffic).",
+-- every code this check emits: default severity and weight (a policy
+-- overrides them), the fix, and the old name kept for one release
+-- luacheck: push no max line length
+local CODES = {
+  ["smtp.timeout"] = { severity = "warning", weight = 0,
+    fix = "Test again with a longer --timeout. If it persists, the server stalls at that step for every sender: check its load, its TLS library and anything between it and the network (a middlebox that drops STARTTLS traffic)." },
 }
+-- luacheck: pop
 
 local BEFORE_DIALOG = { connect = true, banner = true }
 
 local function run(facts)
   return U.each_target(facts, function(t)
-    if t.status ~= "timeout" or BEFORE_DIALOG[t.stopped_at] then return nil end
-    local phase = U.tbl(t[t.stopped_at]) or (t.stopped_at and U.tbl(t.relay) and U.tbl(t.relay[t.stopped_at]))
+    local s = U.smtp(t)
+    local at = U.str(s.stopped_at)
+    if s.status ~= "timeout" or BEFORE_DIALOG[at] then return nil end
+    -- one phase vocabulary: stopped_at is the key of the phase that stopped,
+    -- in the dialog (tls, ehlo_tls, quit ...) or in the relay test
+    -- (mail_from, rcpt_external, rcpt_control, rset)
+    local phase = at and (U.tbl(s[at]) or (U.tbl(s.relay) and U.tbl(s.relay[at])))
     return { U.finding("smtp.timeout", "untested", t,
-      "timed out " .. (t.stopped_at == "tls" and "in the TLS handshake" or ("at " .. U.phase_name(t.stopped_at or "?")))
+      "timed out " .. (at == "tls" and "in the TLS handshake" or ("at " .. U.phase_name(at or "?")))
         .. ": the rest could not be tested",
       phase and U.str(phase.error) or nil) }
   end)
@@ -39,7 +49,6 @@ return {
   title = "Timeouts inside the dialog",
   scope = "target",
   requires = { "targets" },
-  codes = { "smtp.timeout" },
-  remediation = R,
+  codes = CODES,
   run = run,
 }

@@ -5,7 +5,7 @@
 --         A refused connection is a fact about the server (fail); a timeout
 --         or an unreachable network may be the prober's own network (port 25
 --         is often blocked outbound), so it is "could not test", never a fail.
--- Needs:  targets[i].connect.{status, error, time_ms}, targets[i].port;
+-- Needs:  targets[i].smtp.connect.{status, error, time_ms}, targets[i].port;
 --         ctx.policy.thresholds.connect_slow_ms.
 -- Scope:  each target.
 -- Example finding:
@@ -17,18 +17,29 @@
 
 local U = require "mxprobe.checks.util"
 
-local R = {
-  ["tcp.refused"] = "Start the MTA on port 25, or open port 25 in the host and network firewalls, or remove the MX record of a host that does not receive mail.",
-  ["tcp.timeout"] = "Test again from another network: port 25 is often blocked outbound by ISPs and clouds. If it times out from everywhere, a firewall drops the packets or the host is down.",
-  ["tcp.unreachable"] = "The prober has no route to this address (often IPv6 missing on the prober). Test from a network that has one.",
-  ["tcp.error"] = "Look at the evidence; test again.",
-  ["tcp.slow"] = "Check the network path and the load of the host; a slow connect delays every delivery.",
+-- every code this check emits: default severity and weight (a policy
+-- overrides them), the fix, and the old name kept for one release
+-- luacheck: push no max line length
+local CODES = {
+  ["tcp"] = { severity = "info", weight = 0 },
+  ["tcp.ok"] = { severity = "ok", weight = 0 },
+  ["tcp.refused"] = { severity = "critical", weight = 60,
+    fix = "Start the MTA on port 25, or open port 25 in the host and network firewalls, or remove the MX record of a host that does not receive mail." },
+  ["tcp.timeout"] = { severity = "warning", weight = 0,
+    fix = "Test again from another network: port 25 is often blocked outbound by ISPs and clouds. If it times out from everywhere, a firewall drops the packets or the host is down." },
+  ["tcp.unreachable"] = { severity = "warning", weight = 0,
+    fix = "The prober has no route to this address (often IPv6 missing on the prober). Test from a network that has one." },
+  ["tcp.error"] = { severity = "warning", weight = 0,
+    fix = "Look at the evidence; test again." },
+  ["tcp.slow"] = { severity = "warning", weight = 10,
+    fix = "Check the network path and the load of the host; a slow connect delays every delivery." },
 }
+-- luacheck: pop
 
 local function run(facts, ctx)
   local slow = U.num(ctx.policy.thresholds.connect_slow_ms) or 2000
   return U.each_target(facts, function(t)
-    local c = U.tbl(t.connect)
+    local c = U.tbl(U.smtp(t).connect)
     local port = U.num(t.port) or 25
     local where = string.format("%s:%s", tostring(t.address), tostring(math.tointeger(port) or port))
     if not c then
@@ -66,7 +77,6 @@ return {
   title = "TCP connection to port 25",
   scope = "target",
   requires = { "targets" },
-  codes = { "tcp", "tcp.ok", "tcp.refused", "tcp.timeout", "tcp.unreachable", "tcp.error", "tcp.slow" },
-  remediation = R,
+  codes = CODES,
   run = run,
 }

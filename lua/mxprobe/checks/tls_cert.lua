@@ -3,16 +3,17 @@
 -- What:   validity dates against ctx.now (expired, expiring within
 --         thresholds.expiry_days -- 14 by default -- not yet valid); the
 --         chain verification result (self-signed, untrusted issuer,
---         incomplete chain); the name (the MX host name against the SANs,
---         or the CN when there is no DNS SAN); key strength (RSA/DSA below
+--         incomplete chain); the name (verify.name_match: libcrypto's
+--         X509_check_host of the MX host name, run by the prober -- the one
+--         host-name matcher; without it the name is not judged); key strength (RSA/DSA below
 --         thresholds.rsa_bits_min, EC below thresholds.ec_bits_min) and SHA-1
 --         or MD5 signatures in the presented chain (the trust anchor's own
 --         self-signature does not count). Not applicable without a TLS
 --         session (the cause is reported once, by tls.starttls or
 --         tls.session); could not test when the handshake was not reached.
--- Needs:  targets[i].certificates[j].{subject, issuer, subject_cn, san_dns,
---         not_before, not_after, key_type, key_bits, sig_alg, self_issued,
---         is_ca}, targets[i].verify.{ok, reason, detail, depth, errors, name,
+-- Needs:  targets[i].smtp.certificates[j].{subject, issuer, subject_cn,
+--         san_dns, not_before, not_after, key_type, key_bits, sig_alg,
+--         self_issued, is_ca}, targets[i].smtp.verify.{ok, reason, detail, depth, errors, name,
 --         name_match}, targets[i].mx; ctx.now;
 --         ctx.policy.thresholds.{expiry_days, rsa_bits_min, ec_bits_min}.
 -- Scope:  each target.
@@ -25,17 +26,32 @@
 
 local U = require "mxprobe.checks.util"
 
-local R = {
-  ["tls.cert.expired"] = "Renew the certificate (e.g. certbot renew), install the new chain in the MTA and reload it; automate renewal and monitor the expiry date.",
-  ["tls.cert.expiring"] = "Renew the certificate now and check that automatic renewal works and reloads the MTA.",
-  ["tls.cert.not-yet-valid"] = "Check the server's clock and the certificate's notBefore date; install a certificate that is valid now.",
-  ["tls.cert.self-signed"] = "Use a certificate from a public CA (e.g. Let's Encrypt), or publish a DANE TLSA record for this self-signed key.",
-  ["tls.cert.untrusted"] = "Use a certificate issued by a CA that senders trust, and serve its full chain; or publish DANE TLSA records.",
-  ["tls.cert.incomplete-chain"] = "Configure the MTA with the full chain (leaf and intermediates, e.g. fullchain.pem; Postfix: smtpd_tls_chain_files).",
-  ["tls.cert.name-mismatch"] = "Get a certificate whose subjectAltName includes the MX host name (MTA-STS and DANE-less verifying senders check it).",
-  ["tls.cert.weak-key"] = "Issue a new certificate with an RSA key of at least 2048 bits or an ECDSA P-256 key.",
-  ["tls.cert.sha1"] = "Reissue the certificate (and use an intermediate) signed with SHA-256 or better.",
+-- every code this check emits: default severity and weight (a policy
+-- overrides them), the fix, and the old name kept for one release
+-- luacheck: push no max line length
+local CODES = {
+  ["tls.cert"] = { severity = "info", weight = 0 },
+  ["tls.cert.ok"] = { severity = "ok", weight = 0 },
+  ["tls.cert.expired"] = { severity = "critical", weight = 40,
+    fix = "Renew the certificate (e.g. certbot renew), install the new chain in the MTA and reload it; automate renewal and monitor the expiry date." },
+  ["tls.cert.expiring"] = { severity = "warning", weight = 10,
+    fix = "Renew the certificate now and check that automatic renewal works and reloads the MTA." },
+  ["tls.cert.not-yet-valid"] = { severity = "critical", weight = 40,
+    fix = "Check the server's clock and the certificate's notBefore date; install a certificate that is valid now." },
+  ["tls.cert.self-signed"] = { severity = "warning", weight = 20,
+    fix = "Use a certificate from a public CA (e.g. Let's Encrypt), or publish a DANE TLSA record for this self-signed key." },
+  ["tls.cert.untrusted"] = { severity = "warning", weight = 20,
+    fix = "Use a certificate issued by a CA that senders trust, and serve its full chain; or publish DANE TLSA records." },
+  ["tls.cert.incomplete-chain"] = { severity = "warning", weight = 15,
+    fix = "Configure the MTA with the full chain (leaf and intermediates, e.g. fullchain.pem; Postfix: smtpd_tls_chain_files)." },
+  ["tls.cert.name-mismatch"] = { severity = "warning", weight = 15,
+    fix = "Get a certificate whose subjectAltName includes the MX host name (MTA-STS and DANE-less verifying senders check it)." },
+  ["tls.cert.weak-key"] = { severity = "warning", weight = 15,
+    fix = "Issue a new certificate with an RSA key of at least 2048 bits or an ECDSA P-256 key." },
+  ["tls.cert.sha1"] = { severity = "warning", weight = 10,
+    fix = "Reissue the certificate (and use an intermediate) signed with SHA-256 or better." },
 }
+-- luacheck: pop
 
 local TRUST_CODE = {
   ["self-signed"] = "tls.cert.self-signed",
@@ -53,32 +69,6 @@ local function label(cert, depth)
   local name = U.str(cert.subject_cn) or U.str(cert.subject) or "?"
   if depth == 0 then return "CN=" .. name end
   return string.format("depth %d CN=%s", depth, name)
-end
-
--- name matching as verifiers do it: SAN DNS names (one left-most wildcard
--- label), the CN only when there is no DNS SAN
-local function matches(pattern, name)
-  pattern, name = pattern:lower():gsub("%.$", ""), name:lower():gsub("%.$", "")
-  if pattern == name then return true end
-  local rest = pattern:match("^%*%.(.+)$")
-  if rest and rest:find(".", 1, true) then
-    local _, tail = name:match("^([^.]+)%.(.+)$")
-    return tail == rest
-  end
-  return false
-end
-
-local function name_ok(leaf, name)
-  local sans = U.list(leaf.san_dns)
-  local any = false
-  for _, s in ipairs(sans) do
-    if type(s) == "string" then
-      any = true
-      if matches(s, name) then return true end
-    end
-  end
-  if not any and U.str(leaf.subject_cn) then return matches(leaf.subject_cn, name) end
-  return false
 end
 
 local function names_of(leaf)
@@ -110,14 +100,14 @@ local function run(facts, ctx)
       return { U.finding("tls.cert", "na", t, "no certificate to judge: " .. why) }
     end
     local certs = {}
-    for _, c in ipairs(U.list(t.certificates)) do
+    for _, c in ipairs(U.list(U.smtp(t).certificates)) do
       if type(c) == "table" then certs[#certs + 1] = c end
     end
     if #certs == 0 then
       return { U.finding("tls.cert", "untested", t, "not tested: no certificate was captured") }
     end
     local leaf = certs[1]
-    local verify = U.tbl(t.verify)
+    local verify = U.tbl(U.smtp(t).verify)
     local out, by_code = {}, {}
     local function add(code, message, evidence)
       local f = by_code[code]
@@ -215,14 +205,12 @@ local function run(facts, ctx)
       end
     end
 
-    -- the name
+    -- the name: libcrypto's X509_check_host as the prober ran it
+    -- (verify.name_match); without that result the name is not judged here
+    -- -- one host-name matcher, not a second one in Lua
     local name = verify and U.str(verify.name) or U.str(t.mx)
     local nm
-    if verify and type(verify.name_match) == "boolean" then
-      nm = verify.name_match
-    elseif name then
-      nm = name_ok(leaf, name)
-    end
+    if verify and type(verify.name_match) == "boolean" then nm = verify.name_match end
     if nm == false and name then
       add("tls.cert.name-mismatch",
         string.format("the certificate does not cover the name %s", name), names_of(leaf))
@@ -232,7 +220,8 @@ local function run(facts, ctx)
       local msg = string.format("%s, valid until %s (%s)",
         (verify and verify.ok == true) and "trusted" or "chain not verified",
         U.date(na), na and U.days((na - now) / 86400) or "?")
-      if nm then msg = msg .. ", name " .. name .. " matches" end
+      if nm and name then msg = msg .. ", name " .. name .. " matches"
+      elseif nm == nil then msg = msg .. ", name not checked" end
       out[1] = U.finding("tls.cert.ok", "pass", t, msg,
         label(leaf, 0) .. "; issuer " .. tostring(leaf.issuer or "?"))
     end
@@ -245,12 +234,6 @@ return {
   title = "TLS certificate",
   scope = "target",
   requires = { "targets" },
-  codes = {
-    "tls.cert", "tls.cert.ok", "tls.cert.expired", "tls.cert.expiring",
-    "tls.cert.not-yet-valid", "tls.cert.self-signed", "tls.cert.untrusted",
-    "tls.cert.incomplete-chain", "tls.cert.name-mismatch", "tls.cert.weak-key",
-    "tls.cert.sha1",
-  },
-  remediation = R,
+  codes = CODES,
   run = run,
 }

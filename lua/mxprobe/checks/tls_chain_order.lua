@@ -5,7 +5,7 @@
 --         directly certify the one immediately preceding it"). OpenSSL
 --         reorders, but other senders' TLS stacks fail on a shuffled chain.
 --         Also: a chain longer than mxprobe keeps (MXP_X509_CHAIN_MAX).
--- Needs:  targets[i].certificates[*].{subject, issuer}, targets[i].tls.
+-- Needs:  targets[i].smtp.certificates[*].{subject, issuer}, targets[i].smtp.tls.
 --         {chain_presented, chain_truncated}.
 -- Scope:  each target with a captured chain; silent otherwise.
 -- Example finding:
@@ -16,15 +16,22 @@
 
 local U = require "mxprobe.checks.util"
 
-local R = {
-  ["tls.chain.order"] = "Serve the chain leaf first, then each issuer in turn (Postfix: smtpd_tls_chain_files lists the key, the leaf, then the intermediates in order).",
-  ["tls.chain.too-long"] = "Serve only the leaf and the intermediates up to (not including) the root: a few certificates, not dozens.",
+-- every code this check emits: default severity and weight (a policy
+-- overrides them), the fix, and the old name kept for one release
+-- luacheck: push no max line length
+local CODES = {
+  ["tls.chain.order"] = { severity = "warning", weight = 10,
+    fix = "Serve the chain leaf first, then each issuer in turn (Postfix: smtpd_tls_chain_files lists the key, the leaf, then the intermediates in order)." },
+  ["tls.chain.too-long"] = { severity = "warning", weight = 10,
+    fix = "Serve only the leaf and the intermediates up to (not including) the root: a few certificates, not dozens." },
 }
+-- luacheck: pop
 
 local function run(facts)
   return U.each_target(facts, function(t)
-    local certs = U.list(t.certificates)
-    local tls = U.tbl(t.tls) or {}
+    local s = U.smtp(t)
+    local certs = U.list(s.certificates)
+    local tls = U.tbl(s.tls) or {}
     local out = {}
     if tls.chain_truncated then
       out[#out + 1] = U.finding("tls.chain.too-long", "fail", t,
@@ -49,7 +56,6 @@ return {
   title = "Certificate chain order and length",
   scope = "target",
   requires = { "targets" },
-  codes = { "tls.chain.order", "tls.chain.too-long" },
-  remediation = R,
+  codes = CODES,
   run = run,
 }

@@ -7,23 +7,32 @@
 --         anonymous). Not applicable when there is no TLS session to judge
 --         (STARTTLS missing or refused, reported by tls.starttls); could not
 --         test when the handshake timed out or the dialog was throttled.
--- Needs:  targets[i].tls.{status, error, version, cipher, cipher_bits,
+-- Needs:  targets[i].smtp.tls.{status, error, version, cipher, cipher_bits,
 --         handshake_ms}, and the phases before it;
 --         ctx.policy.thresholds.{tls_min_version, cipher_bits_min}.
 -- Scope:  each target.
 -- Example finding:
---   { code = "tls.version.old", severity = "warning", state = "fail",
+--   { code = "tls.session.old-version", severity = "warning", state = "fail",
 --     target = { mx = "mx1.example.org", address = "192.0.2.10" },
 --     message = "TLSv1 negotiated; TLSv1.2 is the minimum",
 --     evidence = "TLSv1 ECDHE-RSA-AES256-SHA (256 bits)" }
 
 local U = require "mxprobe.checks.util"
 
-local R = {
-  ["tls.handshake.failed"] = "Check the MTA's TLS configuration: key and certificate pair, protocol and cipher settings. Senders that fail the handshake may fall back to clear text or defer the mail.",
-  ["tls.version.old"] = "Enable TLS 1.2 and 1.3 in the MTA (Postfix: smtpd_tls_protocols = >=TLSv1.2 or at least keep them enabled) and update the TLS library.",
-  ["tls.cipher.weak"] = "Disable weak ciphers (RC4, DES/3DES, NULL, EXPORT, anonymous) and prefer AEAD ciphers (Postfix: smtpd_tls_ciphers = medium or high).",
+-- every code this check emits: default severity and weight (a policy
+-- overrides them), the fix, and the old name kept for one release
+-- luacheck: push no max line length
+local CODES = {
+  ["tls.session"] = { severity = "info", weight = 0 },
+  ["tls.session.ok"] = { severity = "ok", weight = 0, alias = "tls.handshake.ok" },
+  ["tls.session.failed"] = { severity = "critical", weight = 50, alias = "tls.handshake.failed",
+    fix = "Check the MTA's TLS configuration: key and certificate pair, protocol and cipher settings. Senders that fail the handshake may fall back to clear text or defer the mail." },
+  ["tls.session.old-version"] = { severity = "warning", weight = 15, alias = "tls.version.old",
+    fix = "Enable TLS 1.2 and 1.3 in the MTA (Postfix: smtpd_tls_protocols = >=TLSv1.2 or at least keep them enabled) and update the TLS library." },
+  ["tls.session.weak-cipher"] = { severity = "warning", weight = 15, alias = "tls.cipher.weak",
+    fix = "Disable weak ciphers (RC4, DES/3DES, NULL, EXPORT, anonymous) and prefer AEAD ciphers (Postfix: smtpd_tls_ciphers = medium or high)." },
 }
+-- luacheck: pop
 
 local BROKEN = { "RC4", "NULL", "EXP", "ANON", "^ADH", "^AECDH", "DES%-CBC", "3DES", "MD5" }
 
@@ -48,26 +57,27 @@ local function run(facts, ctx)
     elseif state == "na" then
       return { U.finding("tls.session", "na", t, "no TLS session: " .. why) }
     end
-    local tls = t.tls
+    local tls = U.smtp(t).tls
     if state == "failed" then
-      return { U.finding("tls.handshake.failed", "fail", t,
+      return { U.finding("tls.session.failed", "fail", t,
         "STARTTLS accepted but the TLS handshake failed", U.str(tls.error) or tostring(tls.status)) }
     end
     local version, cipher = U.str(tls.version) or "?", U.str(tls.cipher) or "?"
     local bits = U.num(tls.cipher_bits)
-    local desc = string.format("%s %s (%s bits)", version, cipher, bits and tostring(math.tointeger(bits) or bits) or "?")
+    local desc = string.format("%s %s (%s bits)", version, cipher,
+      bits and tostring(math.tointeger(bits) or bits) or "?")
     local out = {}
     local rank = U.tls_rank(version)
     if rank and rank < min_rank then
-      out[#out + 1] = U.finding("tls.version.old", "fail", t,
+      out[#out + 1] = U.finding("tls.session.old-version", "fail", t,
         string.format("%s negotiated; %s is the minimum", version, min_version), desc)
     end
     local weak = weak_cipher(cipher, bits, min_bits)
     if weak then
-      out[#out + 1] = U.finding("tls.cipher.weak", "fail", t,
+      out[#out + 1] = U.finding("tls.session.weak-cipher", "fail", t,
         string.format("weak cipher %s (%s)", cipher, weak), desc)
     end
-    out[#out + 1] = U.finding("tls.handshake.ok", "pass", t,
+    out[#out + 1] = U.finding("tls.session.ok", "pass", t,
       string.format("%s in %s", desc, U.ms(tls.handshake_ms)), desc)
     return out
   end)
@@ -78,7 +88,6 @@ return {
   title = "TLS handshake, version and cipher",
   scope = "target",
   requires = { "targets" },
-  codes = { "tls.session", "tls.handshake.ok", "tls.handshake.failed", "tls.version.old", "tls.cipher.weak" },
-  remediation = R,
+  codes = CODES,
   run = run,
 }

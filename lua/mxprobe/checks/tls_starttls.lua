@@ -6,8 +6,9 @@
 --         or the connection dropped. A 421 at STARTTLS is throttling: "could
 --         not test", never "no STARTTLS". HELO-only servers cannot offer it:
 --         that is reported once, as smtp.ehlo.helo-only (this check: n/a).
--- Needs:  targets[i].ehlo.{command, extensions}, targets[i].starttls.{status,
---         reply, error}, and the phases before.
+-- Needs:  targets[i].smtp.ehlo.{command, extensions},
+--         targets[i].smtp.starttls.{status, reply, error}, and the phases
+--         before -- as util.tls_state reads them (the one TLS-state helper).
 -- Scope:  each target.
 -- Example finding:
 --   { code = "tls.starttls.refused", severity = "critical", state = "fail",
@@ -18,53 +19,59 @@
 
 local U = require "mxprobe.checks.util"
 
-local R = {
-  ["tls.starttls.missing"] = "Enable STARTTLS in the MTA (Postfix: smtpd_tls_security_level = may, with smtpd_tls_chain_files); without it mail to this host travels in clear text.",
-  ["tls.starttls.refused"] = "The MTA announces STARTTLS but cannot start it: check that its key and certificate files exist and are readable by the MTA (the MTA's log says which), then reload it.",
+-- every code this check emits: default severity and weight (a policy
+-- overrides them), the fix, and the old name kept for one release
+-- luacheck: push no max line length
+local CODES = {
+  ["tls.starttls"] = { severity = "info", weight = 0 },
+  ["tls.starttls.ok"] = { severity = "ok", weight = 0 },
+  ["tls.starttls.missing"] = { severity = "warning", weight = 50,
+    fix = "Enable STARTTLS in the MTA (Postfix: smtpd_tls_security_level = may, with smtpd_tls_chain_files); without it mail to this host travels in clear text." },
+  ["tls.starttls.refused"] = { severity = "critical", weight = 50,
+    fix = "The MTA announces STARTTLS but cannot start it: check that its key and certificate files exist and are readable by the MTA (the MTA's log says which), then reload it." },
 }
+-- luacheck: pop
 
+-- the finding for each step where util.tls_state decided (one source for
+-- the TLS state; this check reports the STARTTLS steps of it)
 local function run(facts)
   return U.each_target(facts, function(t)
-    local blocked, why = U.session_blocked(t)
-    if blocked then
+    local _, why, step = U.tls_state(t)
+    if step == "session" then
       return { U.finding("tls.starttls", "untested", t, "not tested: " .. why) }
-    end
-    local e = t.ehlo
-    if e.command == "HELO" then
+    elseif step == "helo" then
       -- smtp.ehlo.helo-only already says it (and costs what no STARTTLS costs)
       return { U.finding("tls.starttls", "na", t, "no ESMTP (HELO only), so no STARTTLS: see smtp.ehlo.helo-only") }
-    end
-    local ext = U.tbl(e.extensions) or {}
-    if ext.STARTTLS == nil then
+    elseif step == "missing" then
       local kw = {}
-      for k in pairs(ext) do if type(k) == "string" then kw[#kw + 1] = k end end
+      for k in pairs(U.tbl(U.smtp(t).ehlo.extensions) or {}) do
+        if type(k) == "string" then kw[#kw + 1] = k end
+      end
       table.sort(kw)
       return { U.finding("tls.starttls.missing", "fail", t,
         "STARTTLS not offered: mail to this host travels in clear text",
         "EHLO extensions: " .. (#kw > 0 and table.concat(kw, " ") or "(none)")) }
-    end
-    local s = U.tbl(t.starttls)
-    if not s then
+    elseif step == "starttls-ended" then
       return { U.finding("tls.starttls", "untested", t, "not tested: the dialog ended before STARTTLS") }
     end
+    local s = U.smtp(t).starttls
     local line = U.reply_line(s.reply)
-    if s.status == "timeout" then
+    if step == "starttls-timeout" then
       return { U.finding("tls.starttls", "untested", t, "not tested: no answer to STARTTLS in time",
         U.str(s.error) or line) }
-    elseif s.status ~= "ok" then
+    elseif step == "starttls-failed" then
       return { U.finding("tls.starttls.refused", "fail", t,
         "STARTTLS offered but the connection failed in answer (" .. tostring(s.status) .. ")",
         U.str(s.error) or line) }
-    end
-    local code = U.code(s.reply)
-    if code == 220 then
-      return { U.finding("tls.starttls.ok", "pass", t, "STARTTLS offered and accepted", line) }
-    elseif code == 421 then
+    elseif step == "starttls-421" then
       return { U.finding("tls.starttls", "untested", t,
         "not tested: throttled (421) at STARTTLS (this is not \"no STARTTLS\")", line) }
+    elseif step == "starttls-refused" then
+      return { U.finding("tls.starttls.refused", "fail", t,
+        "STARTTLS offered but refused (" .. tostring(U.code(s.reply) or "no code") .. ")", line) }
     end
-    return { U.finding("tls.starttls.refused", "fail", t,
-      "STARTTLS offered but refused (" .. tostring(code or "no code") .. ")", line) }
+    -- 220: what the handshake did is tls.session's to say
+    return { U.finding("tls.starttls.ok", "pass", t, "STARTTLS offered and accepted", line) }
   end)
 end
 
@@ -73,7 +80,6 @@ return {
   title = "STARTTLS",
   scope = "target",
   requires = { "targets" },
-  codes = { "tls.starttls", "tls.starttls.ok", "tls.starttls.missing", "tls.starttls.refused" },
-  remediation = R,
+  codes = CODES,
   run = run,
 }

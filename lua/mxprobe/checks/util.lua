@@ -7,6 +7,8 @@
 -- The judge hands this module to every check as `ctx.util`, so checks that
 -- a policy file adds (which cannot `require`) can use it too.
 
+local text = require "mxprobe.text"
+
 local M = {}
 
 -- the value if it is a table, else nil
@@ -25,6 +27,17 @@ end
 function M.num(v)
   if type(v) == "number" and v == v then return v end
   return nil
+end
+
+-- the SMTP dialog facts of a target (facts v2: targets[i].smtp), or an
+-- empty table when the target has none
+function M.smtp(t)
+  return type(t) == "table" and M.tbl(t.smtp) or {}
+end
+
+-- the DNS facts of an MX host (facts v2: mx[i].dns), or an empty table
+function M.mx_dns(mx)
+  return type(mx) == "table" and M.tbl(mx.dns) or {}
 end
 
 -- the list part of v (or an empty table)
@@ -116,14 +129,9 @@ function M.ms(ms)
   return string.format("%.1f s", ms / 1000)
 end
 
--- s cut to at most n characters (on a UTF-8 boundary when s is valid)
-function M.clip(s, n)
-  if #s <= n then return s end
-  local ok = utf8.len(s)
-  if ok and ok <= n then return s end
-  local cut = ok and (utf8.offset(s, n + 1) - 1) or n
-  return s:sub(1, cut) .. "…"
-end
+-- text.cut: s cut to at most n bytes on a character boundary, with a mark
+-- ("…") when cut -- the one truncation of mxprobe (mxprobe.text)
+M.cut = text.cut
 
 -- human days: "3 days", "1 day"
 function M.days(n)
@@ -138,8 +146,9 @@ local RELAY_STEPS = { "mail_from", "rcpt_external", "rcpt_control", "rset" }
 
 function M.replies(t)
   local out = {}
+  local s = M.smtp(t)
   for _, name in ipairs(PHASES) do
-    local p = M.tbl(t[name])
+    local p = M.tbl(s[name])
     if p then
       if name == "ehlo" and M.tbl(p.ehlo_reply) then
         out[#out + 1] = { phase = "ehlo", reply = p.ehlo_reply }
@@ -149,12 +158,12 @@ function M.replies(t)
       end
     end
   end
-  local relay = M.tbl(t.relay)
+  local relay = M.tbl(s.relay)
   if relay then
     for _, step in ipairs(RELAY_STEPS) do
-      local s = M.tbl(relay[step])
-      if s and M.tbl(s.reply) then
-        out[#out + 1] = { phase = step, reply = s.reply }
+      local st = M.tbl(relay[step])
+      if st and M.tbl(st.reply) then
+        out[#out + 1] = { phase = step, reply = st.reply }
       end
     end
   end
@@ -164,9 +173,8 @@ end
 local PHASE_NAMES = {
   connect = "connect", banner = "the greeting", ehlo = "EHLO",
   starttls = "STARTTLS", tls = "the TLS handshake", ehlo_tls = "EHLO inside TLS",
-  mail = "MAIL FROM", mail_from = "MAIL FROM", rcpt = "RCPT TO",
-  rcpt_external = "RCPT TO", rcpt_control = "RCPT TO (control)",
-  rset = "RSET", deadline = "the probe deadline",
+  mail_from = "MAIL FROM", rcpt_external = "RCPT TO", rcpt_control = "RCPT TO (control)",
+  rset = "RSET", quit = "QUIT", deadline = "the probe deadline",
 }
 
 function M.phase_name(p)
@@ -185,12 +193,13 @@ end
 -- Returns nil when connect, banner and EHLO all worked (EHLO or HELO 2xx);
 -- else state ("untested" or "na"), a short reason.
 function M.session_blocked(t)
-  local c = M.tbl(t.connect)
+  local s = M.smtp(t)
+  local c = M.tbl(s.connect)
   if not c then return "untested", "no connection was attempted" end
   if c.status ~= "ok" then
     return "untested", "the TCP connection failed (" .. tostring(c.status) .. ")"
   end
-  local b = M.tbl(t.banner)
+  local b = M.tbl(s.banner)
   if not b then return "untested", "the dialog ended before the greeting" end
   if b.status ~= "ok" then
     return "untested", "no usable greeting (" .. tostring(b.status) .. ")"
@@ -200,7 +209,7 @@ function M.session_blocked(t)
   if bc ~= 220 then
     return "untested", "the greeting was not 220 (" .. tostring(bc or "?") .. ")"
   end
-  local e = M.tbl(t.ehlo)
+  local e = M.tbl(s.ehlo)
   if not e then return "untested", "the dialog ended before EHLO" end
   if e.status ~= "ok" then
     return "untested", "EHLO failed (" .. tostring(e.status) .. ")"
@@ -208,45 +217,58 @@ function M.session_blocked(t)
   local ec = M.code(e.reply)
   if ec == 421 then return "untested", "throttled (421) at " .. (e.command == "HELO" and "HELO" or "EHLO") end
   if M.class(ec) ~= 2 then
-    return "untested", string.format("%s was refused (%s)", e.command or "EHLO", tostring(ec or "?"))
+    return "untested", string.format("%s was refused (%s)", M.str(e.command) or "EHLO", tostring(ec or "?"))
   end
   return nil
 end
 
--- The TLS state of a target:
---   "ok"                     a TLS session was established
---   "failed", reason         STARTTLS 220 but the handshake failed
---   "na", reason             no TLS session is possible: STARTTLS not offered
---                            or refused (reported by tls.starttls)
---   "untested", reason       could not tell (timeout, throttled, dialog ended)
+-- The TLS state of a target -- the one place that decides it (tls.starttls,
+-- tls.session, tls.cert and consistency all read it):
+--   state, reason, step
+-- state:
+--   "ok"        a TLS session was established
+--   "failed"    STARTTLS 220 but the handshake failed
+--   "na"        no TLS session is possible: STARTTLS not offered or refused
+--               (reported by tls.starttls)
+--   "untested"  could not tell (timeout, throttled, dialog ended)
+-- step: where it was decided, for the check that reports that step:
+--   "session" (before STARTTLS: see session_blocked), "helo" (HELO only),
+--   "missing" (not offered), "starttls-ended" (no STARTTLS phase),
+--   "starttls-timeout", "starttls-failed" (the connection failed in answer),
+--   "starttls-421", "starttls-refused" (another code), "tls-ended",
+--   "tls-timeout", "tls-failed", "ok"
 function M.tls_state(t)
   local state, why = M.session_blocked(t)
-  if state then return state, why end
-  local e = t.ehlo
-  if e.command == "HELO" then return "na", "no ESMTP (HELO only), so no STARTTLS" end
+  if state then return state, why, "session" end
+  local s = M.smtp(t)
+  local e = s.ehlo
+  if e.command == "HELO" then return "na", "no ESMTP (HELO only), so no STARTTLS", "helo" end
   local ext = M.tbl(e.extensions) or {}
-  if ext.STARTTLS == nil then return "na", "STARTTLS not offered" end
-  local s = M.tbl(t.starttls)
-  if not s then return "untested", "the dialog ended before STARTTLS" end
-  if s.status == "timeout" then return "untested", "STARTTLS timed out" end
-  if s.status ~= "ok" then return "na", "STARTTLS failed (" .. tostring(s.status) .. ")" end
-  local sc = M.code(s.reply)
-  if sc == 421 then return "untested", "throttled (421) at STARTTLS" end
-  if sc ~= 220 then return "na", "STARTTLS refused (" .. tostring(sc or "?") .. ")" end
-  local tls = M.tbl(t.tls)
-  if not tls then return "untested", "the dialog ended before the TLS handshake" end
-  if tls.status == "ok" then return "ok" end
-  if tls.status == "timeout" then return "untested", "the TLS handshake timed out" end
-  return "failed", "the TLS handshake failed (" .. tostring(tls.status) .. ")"
+  if ext.STARTTLS == nil then return "na", "STARTTLS not offered", "missing" end
+  local st = M.tbl(s.starttls)
+  if not st then return "untested", "the dialog ended before STARTTLS", "starttls-ended" end
+  if st.status == "timeout" then return "untested", "STARTTLS timed out", "starttls-timeout" end
+  if st.status ~= "ok" then
+    return "na", "STARTTLS failed (" .. tostring(st.status) .. ")", "starttls-failed"
+  end
+  local sc = M.code(st.reply)
+  if sc == 421 then return "untested", "throttled (421) at STARTTLS", "starttls-421" end
+  if sc ~= 220 then return "na", "STARTTLS refused (" .. tostring(sc or "?") .. ")", "starttls-refused" end
+  local tls = M.tbl(s.tls)
+  if not tls then return "untested", "the dialog ended before the TLS handshake", "tls-ended" end
+  if tls.status == "ok" then return "ok", nil, "ok" end
+  if tls.status == "timeout" then return "untested", "the TLS handshake timed out", "tls-timeout" end
+  return "failed", "the TLS handshake failed (" .. tostring(tls.status) .. ")", "tls-failed"
 end
 
 -- the EHLO extensions in force: inside TLS when EHLO was repeated there
 function M.extensions(t)
-  local et = M.ok(t.ehlo_tls)
+  local s = M.smtp(t)
+  local et = M.ok(s.ehlo_tls)
   if et and M.class(M.code(et.reply)) == 2 and M.tbl(et.extensions) then
     return et.extensions, true
   end
-  local e = M.tbl(t.ehlo)
+  local e = M.tbl(s.ehlo)
   return (e and M.tbl(e.extensions)) or {}, false
 end
 

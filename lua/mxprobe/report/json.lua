@@ -36,8 +36,9 @@ local EMPTY = "\255\254[]"
 local EMPTY_QUOTED = '"\255\254%[%]"'
 
 -- fields that are lists in the facts, the judgement and the report
+-- (facts v2: docs/facts.md; the same names as mxprobe.json's LIST_KEYS)
 local LIST_KEYS = {
-  targets = true, mx = true, queries = true, records = true, addresses = true,
+  targets = true, mx = true, records = true, addresses = true,
   certificates = true, transcript = true, lines = true, errors = true,
   san_dns = true, san_ip = true, cname = true, unknown_critical = true,
   findings = true, deductions = true, untested = true, hosts = true, results = true,
@@ -119,7 +120,7 @@ function M.document(facts_list, judgement_list, opts)
   for i = 1, n do
     local f = type(facts_list[i]) == "table" and facts_list[i] or {}
     local j = type(judgement_list[i]) == "table" and judgement_list[i] or {}
-    tool = tool or f.tool
+    tool = tool or (type(f.run) == "table" and f.run.tool) or f.tool
     results[i] = {
       query = f.query or j.query, domain = f.domain or j.domain,
       verdict = j.verdict, summary = j.summary, judged_at = j.now,

@@ -31,8 +31,11 @@ local BIDI = {
   [0x2066] = true, [0x2067] = true, [0x2068] = true, [0x2069] = true, [0xFEFF] = true,
 }
 
+local text = require "mxprobe.text"
+local score = require "mxprobe.score"
+
 -- invalid UTF-8 bytes -> "\xNN", the same rule as the facts (mxprobe.text)
-local utf8_clean = require("mxprobe.text").utf8
+local utf8_clean = text.utf8
 
 local function escape_char(ch)
   local cp = utf8.codepoint(ch)
@@ -52,7 +55,9 @@ end
 local function field(s, width)
   s = M.escape(s)
   if utf8.len(s) > width then
-    s = s:sub(1, utf8.offset(s, width) - 1) .. "…"
+    -- width - 1 characters and the mark: the byte count of those, cut by
+    -- the one truncation (text.cut)
+    s = text.cut(s, utf8.offset(s, width) - 1, "…")
   end
   return s
 end
@@ -122,7 +127,7 @@ local function block_lines(out, findings, opts, paint, codew, indent)
   end)
   -- a check's information-only lines (the ESMTP extensions ...) on one line
   if not opts.verbose then
-    local infos, merged = {}, {}
+    local infos = {}
     for _, e in ipairs(list) do
       local f = e.f
       if f.severity == "info" and (f.state == "pass" or f.state == "fail") and f.check then
@@ -138,7 +143,6 @@ local function block_lines(out, findings, opts, paint, codew, indent)
         es[1].drop = nil
         es[1].f = { code = check, check = check, state = "pass", severity = "info",
           message = table.concat(msgs, "; ") }
-        merged[#merged + 1] = check
       end
     end
     local kept = {}
@@ -162,7 +166,7 @@ local function block_lines(out, findings, opts, paint, codew, indent)
         string.format("%-" .. codew .. "s", field(f.code, 60)),
         field(f.message, width))
       local detail = f.state == "fail" and f.severity ~= "info" and f.severity ~= "ok"
-        or (f.state == "untested" and f.severity ~= "info")
+        or score.blocks_verdict(f)
       if (detail or opts.verbose) and f.evidence and f.evidence ~= "" then
         out[#out + 1] = string.format("%s%s %s", indent, string.rep(" ", 9 + codew + 1),
           paint("dim", "evidence: " .. field(f.evidence, width)))
@@ -190,7 +194,7 @@ local function worst_of(findings)
   local w, untested = -1, false
   for _, f in ipairs(findings) do
     if f.state == "fail" and (SEV_RANK[f.severity] or 0) > w then w = SEV_RANK[f.severity] or 0 end
-    if f.state == "untested" and f.severity ~= "info" and f.severity ~= "ok" then untested = true end
+    if score.blocks_verdict(f) then untested = true end
   end
   -- order: critical, warning, could-not-test, the rest
   if w >= 4 then return 4 elseif w >= 3 then return 3 elseif untested then return 2 end

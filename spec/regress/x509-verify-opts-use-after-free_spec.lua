@@ -1,9 +1,11 @@
--- One regression spec per fixed bug. Under `make test` these also run on
--- the ASan/UBSan build, where the original bugs were reported.
+-- Bug: core.x509_verify read the name and ca_file of its opts table with
+-- lua_getfield and popped the strings before using them; when an __index
+-- function made them, the GC could free them first (use-after-free, seen
+-- under ASan). Under `make test` this also runs on the ASan/UBSan build.
 local core = require "mxprobe.core"
 
-describe("regressions #unit", function()
-  it("x509_verify keeps opts strings alive that an __index function made (use-after-free)", function()
+describe("regress: x509_verify opts strings made by __index stay alive #unit", function()
+  it("verifies 100 times under constant collection with the name it was given", function()
     local pem = assert(io.open("spec/fixtures/certs/fullchain.pem")):read("a")
     local want = "mx.example.test" .. ("x"):rep(50)
     local opts = setmetatable({}, { __index = function(_, k)
@@ -17,9 +19,5 @@ describe("regressions #unit", function()
       local r = assert(core.x509_verify(pem, opts))
       assert.equal(want, r.name)
     end
-  end)
-
-  it("poll refuses a NaN timeout instead of converting it to int (UB)", function()
-    assert.has_error(function() core.poll({}, {}, 0 / 0) end)
   end)
 end)
