@@ -2,10 +2,11 @@
 local facts = require "mxprobe.facts"
 
 local sample = {
-  schema = "mxprobe.facts/1", query = "good.example.test", kind = "domain",
-  domain = "good.example.test", dns = { queries = {} }, mx = {},
-  targets = { { address = "127.0.1.1", port = 25, banner = { status = "ok",
-    reply = { code = 220, lines = { "a\0\27[0m" } } } } },
+  schema = "mxprobe.facts/2", query = "good.example.test", kind = "domain",
+  domain = "good.example.test", mx = {},
+  run = { id = ("0"):rep(32), tool = { name = "mxprobe", version = "0.2.0" }, versions = {}, prober = {} },
+  targets = { { address = "127.0.1.1", family = "ipv4", port = 25, smtp = { status = "complete",
+    banner = { status = "ok", reply = { code = 220, lines = { "a\0\27[0m" } } } } } },
 }
 
 describe("facts.encode/decode #unit", function()
