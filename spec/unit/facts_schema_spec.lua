@@ -46,7 +46,9 @@ describe("facts.validate #unit", function()
     local f = minimal()
     local shared = { "alias.example.test" }
     f.kind, f.domain = "host", "mx.example.test"
-    local q = function() return { name = "mx.example.test", type = "A", status = "ok", records = {}, cname = shared } end
+    local q = function()
+      return { name = "mx.example.test", type = "A", status = "ok", records = {}, cname = shared }
+    end
     f.mx[1] = { name = "mx.example.test", preference = 0,
                 dns = { status = "no-address", a = q(), aaaa = q(), addresses = {} } }
     local ok, errs = facts.validate(f)
@@ -104,7 +106,8 @@ describe("facts.decode #unit", function()
   it("refuses v1 facts with one line that says what to do", function()
     local l, err = facts.decode('{"schema":"mxprobe.facts/1","query":"x"}', "old.jsonl")
     assert.is_nil(l)
-    assert.equal("old.jsonl: facts schema mxprobe.facts/1 (mxprobe 0.1); this mxprobe reads mxprobe.facts/2 -- probe again", err)
+    assert.equal("old.jsonl: facts schema mxprobe.facts/1 (mxprobe 0.1); this mxprobe reads mxprobe.facts/2"
+      .. " -- probe again", err)
   end)
   it("says a directory is not a facts file", function()
     local l, err = facts.load("spec")
