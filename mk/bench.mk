@@ -10,9 +10,6 @@
 #                                     build/bench-new, the tree is not touched)
 #   make bench BENCH_RUNS=5 BENCH_IDLE=2000 ...   (bench/bench.lua lists them)
 #
-# Run it under the lab lock, like every command that starts the lab:
-#   flock /tmp/mxprobe-lab.lock make bench
-# (bench/run.sh takes the lock itself when its caller does not hold it).
 # Numbers are printed, not asserted. Takes about 2-3 minutes.
 
 # The old side: 9d9bcd2 is the last commit of mxprobe v1 ("make test: look
