@@ -21,6 +21,7 @@ M.TIMEOUT = 2          -- seconds per phase
 M.PROBE_TIMEOUT = 8    -- seconds per target
 M.DNS_TIMEOUT = 2      -- seconds per DNS query
 M.SLACK_MS = 2000      -- a probe may overrun its deadline by at most this
+M.PHASE_SLACK_MS = 300 -- a timed-out wait ends at its deadline, and at most this later
 
 local tmpdir
 local function tmp()
@@ -109,6 +110,35 @@ end
 --- What the peer wrote on stderr/stdout so far.
 function M.output(p) return slurp(p.out) end
 
+--- The client ends ("127.0.0.1:40312") of the connections an SMTP peer
+-- accepted so far, in order (its "client: " lines).
+function M.clients(p)
+  local list = {}
+  for e in M.output(p):gmatch("client: ([^\n]+)") do list[#list + 1] = e end
+  return list
+end
+
+--- The command lines an SMTP peer read so far, in order (its "line: "
+-- lines, Python's ascii() of each: quotes removed, escapes kept as written).
+function M.lines(p)
+  local list = {}
+  for l in M.output(p):gmatch("line: ([^\n]+)") do
+    list[#list + 1] = l:match("^'(.*)'$") or l:match('^"(.*)"$') or l
+  end
+  return list
+end
+
+--- Waits (at most 2 s) until the peer's output matches pattern; returns
+-- whether it did (the peer logs from its own threads, a moment later).
+function M.wait_output(p, pattern)
+  local deadline = core.now() + 2000
+  repeat
+    if M.output(p):find(pattern) then return true end
+    sleep_ms(20)
+  until core.now() >= deadline
+  return M.output(p):find(pattern) ~= nil
+end
+
 --- Probe options with the short hostile deadlines; extra wins.
 function M.options(extra)
   local o = {
@@ -147,23 +177,32 @@ function M.all_utf8(t, path, seen)
 end
 
 --- The checks every hostile probe must pass: it ended within its deadline
--- (limit_ms, default probe_timeout + 2 s), every string is valid UTF-8,
--- the facts encode to JSON that cjson decodes to the same query, and no
--- target ended in an internal error.
+-- (limit_ms, default probe_timeout + 2 s), the facts are what the v2 schema
+-- says (facts.validate), every string is valid UTF-8, the facts encode to
+-- JSON that cjson decodes to the same query and that validates again, and
+-- no target's dialog ended in an internal error.
 function M.check_common(facts, elapsed_ms, limit_ms)
   limit_ms = limit_ms or (M.PROBE_TIMEOUT * 1000 + M.SLACK_MS)
   assert(elapsed_ms < limit_ms,
     ("probe took %.0f ms, deadline %.0f ms"):format(elapsed_ms, limit_ms))
+  assert(facts.schema == "mxprobe.facts/2", "facts schema " .. tostring(facts.schema))
+  local valid, errs = facts_io.validate(facts)
+  assert(valid == true, "facts do not validate: " .. table.concat(errs or {}, "; "))
   local ok, where = M.all_utf8(facts)
   assert(ok, "invalid UTF-8 in " .. tostring(where))
   local json = facts_io.encode(facts)
   local decoded = cjson.decode(json)
   assert(type(decoded) == "table" and decoded.query == facts.query, "facts JSON does not round-trip")
-  assert(decoded.schema == "mxprobe.facts/1")
+  assert(decoded.schema == "mxprobe.facts/2", "facts JSON schema " .. tostring(decoded.schema))
+  local back = assert(facts_io.decode(json))[1]
+  local bvalid, berrs = facts_io.validate(back)
+  assert(bvalid == true, "facts read back from JSON do not validate: " .. table.concat(berrs or {}, "; "))
   for i, t in ipairs(facts.targets) do
-    assert(t.status ~= "error", ("target %d: %s"):format(i, tostring(t.error)))
-    assert(type(t.time_ms) == "number" and t.time_ms < limit_ms,
-      ("target %d took %s ms"):format(i, tostring(t.time_ms)))
+    local s = t.smtp
+    assert(type(s) == "table", ("target %d has no smtp facts"):format(i))
+    assert(s.status ~= "error", ("target %d: %s"):format(i, tostring(s.error)))
+    assert(type(s.time_ms) == "number" and s.time_ms < limit_ms,
+      ("target %d took %s ms"):format(i, tostring(s.time_ms)))
   end
   return json
 end

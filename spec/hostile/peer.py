@@ -8,7 +8,11 @@ Used only for faults real servers in the lab can't be configured to produce.
 Listens on loopback only (127.0.0.0/8 or ::1; anything else is refused),
 prints "ready" on stdout once listening, serves any number of connections
 (one thread each) until killed. Python 3 standard library only.
-SMTP peers log every TLS SNI they receive on stderr ("sni: 'name'").
+SMTP peers log on stderr every TLS SNI they receive ("sni: 'name'"), the
+client's end of every connection they accept ("client: 127.0.0.1:40312")
+and every command line they read ("line: 'MAIL FROM:<a@b>'", Python's
+ascii() of the line), so specs can compare the facts with what the server
+saw.
 Certificates: spec/hostile/certs/, made by spec/hostile/make-certs.sh;
 normal.pem is used for STARTTLS unless a fault or --cert says otherwise.
 
@@ -33,6 +37,9 @@ offered when a certificate is available):
   close-after-starttls-220    "220" to STARTTLS, then close
   close-mid-handshake         "220" to STARTTLS, half a ServerHello, close
   close-after-rcpt            RCPT TO received, closed without an answer
+  stall-mail-from             MAIL FROM received, never answered (held open)
+  stall-rcpt                  MAIL FROM answered, the first RCPT TO never
+                              answered (held open)
   421-banner, 421-ehlo, 421-starttls
                               421 at that step, then close
   454-starttls                STARTTLS answered 454, dialog goes on in clear
@@ -96,6 +103,7 @@ SMTP_FAULTS = ("normal", "no-banner", "drip-banner", "endless-continuation", "hu
                "nul-banner", "ansi-banner", "invalid-utf8-banner", "bad-code", "code-change",
                "code-out-of-range", "close-on-accept", "close-after-banner", "close-after-ehlo",
                "close-after-starttls-220", "close-mid-handshake", "close-after-rcpt",
+               "stall-mail-from", "stall-rcpt",
                "421-banner", "421-ehlo", "421-starttls", "454-starttls",
                "starttls-plaintext-garbage", "stall-handshake", "ehlo-10000-extensions",
                "pipelining-abuse", "slow-replies") + CERT_FAULTS
@@ -225,7 +233,8 @@ class Smtp:
         self.delay = delay if fault == "slow-replies" else 0
 
     # -- one connection --------------------------------------------------
-    def serve(self, sock):
+    def serve(self, sock, peer):
+        log("client: %s" % endpoint(peer))
         sock.settimeout(IO_TIMEOUT)
         c = Conn(sock, self.delay)
         try:
@@ -302,6 +311,7 @@ class Smtp:
         tls = False
         while True:
             line = c.readline()
+            log("line: %s" % ascii(line.decode("latin-1")))
             verb = line.split(b" ", 1)[0].split(b":", 1)[0].upper()
             if verb in (b"EHLO", b"HELO"):
                 if f == "421-ehlo":
@@ -366,8 +376,14 @@ class Smtp:
                 c.buf = b""
                 tls = True
             elif verb == b"MAIL":
+                if f == "stall-mail-from":
+                    hold(c.sock)
+                    return
                 c.send(b"250 2.1.0 Ok" + CRLF)
             elif verb == b"RCPT":
+                if f == "stall-rcpt":
+                    hold(c.sock)
+                    return
                 if f == "close-after-rcpt":
                     graceful_close(c.sock)
                     return
@@ -389,10 +405,25 @@ class Smtp:
                 c.send(b"502 5.5.2 Error: command not recognized" + CRLF)
 
 
+LOG_LOCK = threading.Lock()
+
+
+def log(msg):
+    """One whole line on stderr (specs read it), never interleaved."""
+    with LOG_LOCK:
+        sys.stderr.write(msg + "\n")
+        sys.stderr.flush()
+
+
+def endpoint(peer):
+    """('127.0.0.1', 40312) -> '127.0.0.1:40312'; IPv6 as '[::1]:40312'."""
+    addr, port = peer[0], peer[1]
+    return ("[%s]:%d" if ":" in addr else "%s:%d") % (addr, port)
+
+
 def log_sni(sslsock, name, ctx):
     """Every SNI a client sends goes to stderr (specs read it): "sni: NAME"."""
-    sys.stderr.write("sni: %s\n" % ("(none)" if name is None else ascii(name)))
-    sys.stderr.flush()
+    log("sni: %s" % ("(none)" if name is None else ascii(name)))
     return None
 
 
@@ -423,8 +454,8 @@ def smtp_main(args):
     print("ready", flush=True)
     smtp = Smtp(args.fault, ctx, args.code, args.delay)
     while True:
-        conn, _ = srv.accept()
-        spawn(smtp.serve, conn)
+        conn, peer = srv.accept()
+        spawn(smtp.serve, conn, peer)
 
 
 # ----------------------------------------------------------------- DNS ----
