@@ -24,8 +24,9 @@ describe("hostile TLS peer: certificates and chains #hostile #integration", func
     H.stop(dns)
   end)
 
-  -- one SMTP peer presenting the chain of `fault`; returns the target, the
-  -- facts and the judgement, after the checks every hostile probe passes
+  -- one SMTP peer presenting the chain of `fault`; returns the target's
+  -- dialog facts (targets[1].smtp), the facts and the judgement, after the
+  -- checks every hostile probe passes
   local function probe(fault)
     port = port + 1
     H.start("smtp", ("%s:%d"):format(ADDR, port), fault)
@@ -33,11 +34,29 @@ describe("hostile TLS peer: certificates and chains #hostile #integration", func
     H.check_common(facts, ms)
     local _, _, judgement = H.check_reports(facts)
     assert.equal("host", facts.kind)
+    assert.equal(1, #facts.mx)
+    assert.equal(NAME, facts.mx[1].name)
+    assert.same({ { address = ADDR, family = "ipv4" } }, facts.mx[1].dns.addresses)
     assert.equal(1, #facts.targets)
-    local t = facts.targets[1]
-    assert.equal(ADDR, t.address)
+    assert.equal(ADDR, facts.targets[1].address)
+    local t = facts.targets[1].smtp
     assert.equal(220, t.starttls.reply.code)
     return t, facts, judgement
+  end
+
+  -- the sha256 of each certificate of a PEM chain, in order
+  local function digests(pem)
+    local certs = assert(core.x509_parse(pem))
+    local out = {}
+    for i, c in ipairs(certs) do out[i] = c.sha256 end
+    return out
+  end
+
+  local function read(path)
+    local f = assert(io.open(path, "rb"))
+    local s = f:read("a")
+    f:close()
+    return s
   end
 
   local function finding(j, code)
@@ -54,6 +73,13 @@ describe("hostile TLS peer: certificates and chains #hostile #integration", func
     assert.is_true(t.verify.ok)
     assert.is_true(t.verify.name_match)
     assert.equal("pass", finding(j, "tls.cert.ok").state)
+    assert.equal("pass", finding(j, "tls.session.ok").state)
+    -- the chain is kept as presented: the peer's certs/normal.pem
+    assert.equal("all", t.tls.protocols)
+    assert.is_string(t.tls.chain_pem)
+    assert.same(digests(read("spec/hostile/certs/normal.pem")), digests(t.tls.chain_pem))
+    assert.equal(t.certificates[1].sha256, digests(t.tls.chain_pem)[1])
+    assert.is_nil(t.tls.chain_truncated)
   end)
 
   it("keeps a NUL inside the CN and SAN as evidence and does not match the name before it", function()
@@ -64,6 +90,7 @@ describe("hostile TLS peer: certificates and chains #hostile #integration", func
     assert.is_false(t.verify.name_match)
     assert.equal("fail", finding(j, "tls.cert.name-mismatch").state)
     assert.is_nil(finding(j, "tls.cert.ok"))
+    assert.equal("warning", j.verdict)
     local plain = H.check_reports(facts)
     assert.is_nil(plain:find("\0", 1, true))
   end)
@@ -85,6 +112,15 @@ describe("hostile TLS peer: certificates and chains #hostile #integration", func
     assert.is_true(t.tls.handshake_ms < T_MS)
     assert.matches("more than " .. core.limits.x509_chain_max .. " certificates", t.tls.chain_error)
     assert.equal("complete", t.status)
+    -- the facts say how many came, and keep (as PEM) the ones judged
+    assert.is_true(t.tls.chain_truncated)
+    assert.equal(200, t.tls.chain_presented)
+    local kept = digests(t.tls.chain_pem)
+    assert.equal(core.limits.x509_chain_max, #kept)
+    local file = digests((require("mxprobe.probe").pem_prefix(read("spec/hostile/certs/chain-200.pem"),
+      core.limits.x509_chain_max)))
+    for i = 1, #kept do assert.equal(file[i], kept[i], i) end
+    for i, c in ipairs(t.certificates) do assert.equal(c.sha256, kept[i], i) end
   end)
 
   it("keeps the first certificates of a 200-certificate chain, leaf first, and judges them (fixed engine bug)",
@@ -95,13 +131,13 @@ describe("hostile TLS peer: certificates and chains #hostile #integration", func
       assert.equal(core.limits.x509_chain_max, #t.certificates)
       assert.equal(NAME, t.certificates[1].subject_cn)
       -- and the report does not say "no certificate was captured": 200 were
-      local cert = finding(j, "tls.cert")
-      assert.is_falsy(cert and cert.message:find("no certificate", 1, true))
-      local failed = false
-      for _, f in ipairs(j.findings) do
-        if f.code:match("^tls%.cert%.") and f.state == "fail" then failed = true end
-      end
-      assert.is_true(failed)
+      assert.is_nil(finding(j, "tls.cert"))
+      -- the 32 kept end at an intermediate the CA did not issue
+      assert.equal("incomplete-chain", t.verify.reason)
+      assert.equal(core.limits.x509_chain_max - 1, t.verify.depth)
+      assert.equal("fail", finding(j, "tls.cert.incomplete-chain").state)
+      assert.equal("fail", finding(j, "tls.chain.too-long").state)
+      assert.equal("warning", j.verdict)
     end)
 
   it("keeps a chain in the order it was presented (leaf, int1, int2) and verifies it", function()
@@ -118,14 +154,13 @@ describe("hostile TLS peer: certificates and chains #hostile #integration", func
 
   it("reports a chain sent in the wrong order as a finding (fixed engine bug)", function()
     local _, _, j = probe("chain-wrong-order")
-    -- a finding about the chain's order (its code or message; the CNs
-    -- "hostile order intN" in the evidence do not count), not a pass
-    local found
-    for _, f in ipairs(j.findings) do
-      local text = (f.code .. " " .. (f.message or "")):lower()
-      if text:find("order", 1, true) and f.state ~= "pass" then found = f end
-    end
-    assert.is_table(found)
+    local f = finding(j, "tls.chain.order")
+    assert.equal("fail", f.state)
+    -- the evidence names the pair out of order: int1 sits where int2 belongs
+    assert.matches("issuer CN=hostile order int2", f.evidence, 1, true)
+    -- the chain itself verifies (OpenSSL reorders it)
+    assert.equal("pass", finding(j, "tls.cert.ok").state)
+    assert.equal("warning", j.verdict)
   end)
 
   it("lists an unknown critical extension and does not trust the certificate", function()
@@ -135,6 +170,7 @@ describe("hostile TLS peer: certificates and chains #hostile #integration", func
     assert.matches("critical extension", t.verify.detail)
     assert.equal(0, t.verify.depth)
     assert.equal("fail", finding(j, "tls.cert.untrusted").state)
+    assert.equal("warning", j.verdict)
   end)
 
   it("handshakes with a 16384-bit RSA key within the phase deadline and records its size", function()
