@@ -10,6 +10,16 @@ local function codes_of(result, state)
   return set
 end
 
+-- {code = state} of a result's findings (a code found twice, on two
+-- targets, must have one state: "mixed" otherwise)
+local function states(result)
+  local set = {}
+  for _, f in ipairs(result.findings) do
+    set[f.code] = (set[f.code] == nil or set[f.code] == f.state) and f.state or "mixed"
+  end
+  return set
+end
+
 -- one CLI run over many lab domains; each result found by its query
 local function run_json(domains, extra)
   local args = { lab.lab_args(), "--json", extra or "" }
@@ -38,49 +48,73 @@ describe("mxprobe CLI on the lab #integration", function()
   it("calls the healthy domain ok", function()
     assert.equal("ok", R.good.verdict)
     assert.equal(0, R.good.exit_status)
-    assert.is_true(codes_of(R.good, "pass")["relay.denied"])
+    local c = states(R.good)
+    assert.equal("pass", c["relay.denied"])
+    assert.equal("pass", c["tls.session.ok"])
+    assert.equal("pass", c["tls.cert.ok"])
+    assert.equal("pass", c["smtp.extensions.pipelining"])
+    assert.is_nil(next(codes_of(R.good, "fail")))
   end)
 
   it("calls the expired certificate critical with tls.cert.expired", function()
     assert.equal(2, R.expired.exit_status)
-    assert.is_true(codes_of(R.expired, "fail")["tls.cert.expired"])
+    assert.equal("critical", R.expired.verdict)
+    assert.equal("fail", states(R.expired)["tls.cert.expired"])
   end)
 
   it("does not call the greylisting domain an open relay", function()
-    local c = codes_of(R.greylist)
+    local c = states(R.greylist)
     assert.is_nil(c["relay.open"])
-    assert.is_true(c["relay.inconclusive"])
-    assert.is_true(R.greylist.exit_status ~= 2)
+    assert.is_nil(c["relay.denied"])
+    -- 451 to every RCPT: the relay test could not conclude (information)
+    assert.equal("untested", c["relay.inconclusive"])
+    assert.equal(0, R.greylist.exit_status)
   end)
 
   it("does not call the postscreen domain broken", function()
-    assert.is_true(codes_of(R.postscreen)["smtp.banner.multiline"])
+    local c = states(R.postscreen)
+    assert.equal("pass", c["smtp.banner.multiline"])
+    assert.equal("pass", c["smtp.banner.ok"])
+    assert.is_nil(c["smtp.banner.slow"])
     assert.equal(0, R.postscreen.exit_status)
   end)
 
   it("calls an open relay critical", function()
-    assert.is_true(codes_of(R.openrelay, "fail")["relay.open"])
+    assert.equal("fail", states(R.openrelay)["relay.open"])
     assert.equal(2, R.openrelay.exit_status)
   end)
 
   it("reports the missing STARTTLS, and no certificate finding for it", function()
-    local c = codes_of(R.notls, "fail")
-    assert.is_true(c["tls.starttls.missing"])
+    local c = states(R.notls)
+    assert.equal("fail", c["tls.starttls.missing"])
+    -- said once: the TLS checks that depend on it are not applicable
+    assert.equal("na", c["tls.session"])
+    assert.equal("na", c["tls.cert"])
     assert.is_nil(c["tls.cert.expired"])
+    assert.equal(1, R.notls.exit_status)
   end)
 
   it("names each certificate failure precisely", function()
-    assert.is_true(codes_of(R.selfsigned, "fail")["tls.cert.self-signed"])
-    assert.is_true(codes_of(R.incomplete, "fail")["tls.cert.incomplete-chain"])
-    assert.is_true(codes_of(R.wrongname, "fail")["tls.cert.name-mismatch"])
+    assert.equal("fail", states(R.selfsigned)["tls.cert.self-signed"])
+    assert.equal("fail", states(R.incomplete)["tls.cert.incomplete-chain"])
+    assert.equal("fail", states(R.wrongname)["tls.cert.name-mismatch"])
+    for _, d in ipairs { "selfsigned", "incomplete", "wrongname" } do
+      assert.is_nil(states(R[d])["tls.cert.ok"], d)
+      assert.equal(1, R[d].exit_status, d)
+    end
   end)
 
   it("reports refused connections, null MX, NXDOMAIN, implicit MX and mixed TLS", function()
-    assert.is_true(codes_of(R.closed, "fail")["tcp.refused"])
-    assert.is_true(codes_of(R.nullmx)["dns.mx.null"])
-    assert.is_true(codes_of(R.nxdomain, "fail")["dns.nxdomain"])
-    assert.is_true(codes_of(R.implicit)["dns.mx.implicit"])
-    assert.is_true(codes_of(R.mixed, "fail")["consistency.tls-mixed"])
+    assert.equal("fail", states(R.closed)["tcp.refused"])
+    assert.equal(2, R.closed.exit_status)
+    assert.equal("na", states(R.nullmx)["dns.mx.null"])
+    assert.equal(0, R.nullmx.exit_status)
+    assert.equal("fail", states(R.nxdomain)["dns.mx.nxdomain"])
+    assert.equal(2, R.nxdomain.exit_status)
+    assert.equal("fail", states(R.implicit)["dns.mx.implicit"])
+    assert.equal(1, R.implicit.exit_status)
+    assert.equal("fail", states(R.mixed)["consistency.tls-mixed"])
+    assert.equal(1, R.mixed.exit_status)
   end)
 
   it("judges saved facts again without network, to the same codes", function()
@@ -88,6 +122,19 @@ describe("mxprobe CLI on the lab #integration", function()
     local out, _, st = lab.cli(lab.lab_args() .. " --facts expired.example.test greylist.example.test > " .. path)
     assert.equal(0, st)
     assert.equal("", out)
+    -- two v2 facts documents, one a line, the schema validates, one run id
+    local facts_mod = require "mxprobe.facts"
+    local saved = assert(facts_mod.load(path))
+    assert.equal(2, #saved)
+    for _, f in ipairs(saved) do
+      assert.equal("mxprobe.facts/2", f.schema)
+      local ok, errs = facts_mod.validate(f)
+      assert.is_true(ok, table.concat(errs or {}, "; "))
+      assert.matches("^127%.0%.0%.1:%d+$", f.targets[1].smtp.source)
+    end
+    assert.matches("^%x+$", saved[1].run.id)
+    assert.equal(32, #saved[1].run.id)
+    assert.equal(saved[1].run.id, saved[2].run.id)
     local out2, _, st2 = lab.cli("--json --from-facts " .. path)
     os.remove(path)
     assert.equal(2, st2)
@@ -98,7 +145,20 @@ describe("mxprobe CLI on the lab #integration", function()
     for _, r in ipairs(d.results) do
       if r.query == "expired.example.test" then expired = r end
     end
-    assert.is_true(codes_of(expired, "fail")["tls.cert.expired"])
+    assert.equal("fail", states(expired)["tls.cert.expired"])
+  end)
+
+  it("refuses a v1 facts file with one line, and judges nothing", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write('{"schema":"mxprobe.facts/1","query":"good.example.test","targets":[]}\n')
+    f:close()
+    local out, err, st = lab.cli("--json --from-facts " .. path)
+    os.remove(path)
+    assert.equal(3, st)
+    assert.equal("", out)
+    assert.equal(("mxprobe: %s: facts schema mxprobe.facts/1 (mxprobe 0.1); "
+      .. "this mxprobe reads mxprobe.facts/2 -- probe again\n"):format(path), err)
   end)
 
   it("prints a text report without colour when not on a terminal", function()
