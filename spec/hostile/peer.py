@@ -42,6 +42,12 @@ offered when a certificate is available):
                               answered (held open)
   421-banner, 421-ehlo, 421-starttls
                               421 at that step, then close
+  554-banner                  "554 5.7.1" greeting (a block), then QUIT answered
+  helo-only                   EHLO refused with 502, HELO accepted (no ESMTP)
+  auth-required               outside RCPT answered 530 5.7.0 (authentication
+                              required), postmaster accepted
+  accept-any                  outside RCPT accepted, postmaster refused 550
+  tls10                       STARTTLS offered, TLS 1.0 only (security level 0)
   454-starttls                STARTTLS answered 454, dialog goes on in clear
   starttls-plaintext-garbage  "220" to STARTTLS followed by plaintext junk,
                               and plaintext in answer to the ClientHello
@@ -106,7 +112,8 @@ SMTP_FAULTS = ("normal", "no-banner", "drip-banner", "endless-continuation", "hu
                "stall-mail-from", "stall-rcpt",
                "421-banner", "421-ehlo", "421-starttls", "454-starttls",
                "starttls-plaintext-garbage", "stall-handshake", "ehlo-10000-extensions",
-               "pipelining-abuse", "slow-replies") + CERT_FAULTS
+               "pipelining-abuse", "slow-replies",
+               "554-banner", "helo-only", "auth-required", "accept-any", "tls10") + CERT_FAULTS
 DNS_FAULTS = ("normal", "wrong-id", "wrong-question", "truncated-no-tcp", "compression-loop",
               "many-mx", "many-mx-udp", "mx-cname-self", "cname-loop", "hostile-names",
               "many-targets", "servfail", "no-answer")
@@ -296,6 +303,10 @@ class Smtp:
             c.send(b"421 4.3.2 hostile.test too busy, try again later" + CRLF)
             graceful_close(c.sock)
             return
+        if f == "554-banner":
+            c.send(b"554 5.7.1 hostile.test: your address is blocked" + CRLF)
+            self.dialog(c)
+            return
         if f == "pipelining-abuse":
             # the EHLO answer arrives with the banner, before EHLO was sent
             c.send(b"220 hostile.test ESMTP" + CRLF + b"250-early.hostile.test\r\n250 EARLY" + CRLF)
@@ -328,6 +339,9 @@ class Smtp:
                     continue
                 if verb == b"HELO":
                     c.send(b"250 hostile.test" + CRLF)
+                    continue
+                if f == "helo-only":
+                    c.send(b"502 5.5.2 Error: command not recognized" + CRLF)
                     continue
                 reply = self.ehlo_reply(tls)
                 if f == "pipelining-abuse":
@@ -387,7 +401,12 @@ class Smtp:
                 if f == "close-after-rcpt":
                     graceful_close(c.sock)
                     return
-                if b"postmaster@" in line.lower():
+                postmaster = b"postmaster@" in line.lower()
+                if f == "auth-required" and not postmaster:
+                    c.send(b"530 5.7.0 Authentication required" + CRLF)
+                elif f == "accept-any":
+                    c.send(b"550 5.1.1 User unknown" + CRLF if postmaster else b"250 2.1.5 Ok" + CRLF)
+                elif postmaster:
                     c.send(b"250 2.1.5 Ok" + CRLF)
                 else:
                     c.send(b"554 5.7.1 Relay access denied" + CRLF)
@@ -441,6 +460,10 @@ def smtp_main(args):
     ctx = None
     if cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        if args.fault == "tls10":
+            # OpenSSL 3 refuses TLS 1.0 below security level 0
+            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+            ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1
         ctx.load_cert_chain(cert, key or cert)
         ctx.sni_callback = log_sni
     family, addr, port = parse_listen(args.listen)
