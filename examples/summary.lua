@@ -48,14 +48,15 @@ if policy_file then
   pol = p
 end
 
--- all domains at once through one event loop
-local facts_list, err = mxprobe.probe_many(domains, opts)
-if not facts_list then
+-- all domains at once through one event loop, each judged as it finishes
+local facts_list, judgements = {}, {}
+local count, err = mxprobe.probe_many(domains, opts, function(facts, n)
+  facts_list[n], judgements[n] = facts, mxprobe.judge(facts, pol)
+end)
+if not count then
   io.stderr:write("summary: ", err, "\n")
   os.exit(3)
 end
-local judgements = {}
-for n, facts in ipairs(facts_list) do judgements[n] = mxprobe.judge(facts, pol) end
 
 -- our own summary: domain, verdict, grade, MX count, worst findings
 local esc = text.escape
