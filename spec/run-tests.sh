@@ -46,6 +46,18 @@ if [ -n "${SAN_BUSTED:-}" ]; then
 	fi
 fi
 
+# luacheck (Debian's lua-check) over every Lua file counts as one test
+if command -v luacheck >/dev/null 2>&1; then
+	lint=$(mktemp)
+	if luacheck -q lua spec bench examples bin > "$lint" 2>&1; then
+		echo "ok - luacheck: no warnings in lua/ spec/ bench/ examples/ bin/" | tee -a "$log"
+	else
+		cat "$lint"
+		echo "not ok - luacheck: warnings (make lint)" | tee -a "$log"
+	fi
+	rm -f "$lint"
+fi
+
 passed=$(grep -c '^ok ' "$log" | tr -d ' ')
 skipped=$(grep -c '^ok .* # SKIP' "$log" | tr -d ' ')
 failed=$(grep -c '^not ok ' "$log" | tr -d ' ')
