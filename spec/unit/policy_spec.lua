@@ -51,6 +51,20 @@ describe("policy.default #unit", function()
     assert.equal(14, policy.default().thresholds.expiry_days)
   end)
 
+
+  it("keeps the 0.1 weight of the could-not-test codes (15, the warning default they had then)", function()
+    -- they are only ever untested, so the weight costs nothing, but the
+    -- findings and the JSON report carry it: the port must not change it
+    local w = policy.default().weights
+    for _, code in ipairs({ "dns.mx.error", "mxprobe.check-error", "mxprobe.query-error",
+        "smtp.banner.rejected", "smtp.throttle.421", "smtp.timeout",
+        "tcp.error", "tcp.timeout", "tcp.unreachable" }) do
+      assert.equal(15, w[code], code)
+    end
+    local f = has(judge.run(fixtures.load("timeout")), "tcp.timeout")
+    assert.equal("untested", f.state)
+    assert.equal(15, f.weight)
+  end)
   it("orders the grades from the best down", function()
     local g = policy.default().grades
     assert.equal("A", g[1].grade)

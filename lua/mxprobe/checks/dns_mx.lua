@@ -27,7 +27,7 @@ local CODES = {
     fix = "Register the domain or fix its delegation; no mail can be delivered to a name that does not exist." },
   ["dns.mx.servfail"] = { severity = "critical", weight = 100, alias = "dns.servfail",
     fix = "Check the domain's authoritative servers and its DNSSEC chain (expired signatures, a DS without DNSKEY): a validating resolver cannot get an answer." },
-  ["dns.mx.error"] = { severity = "warning", weight = 0, alias = "dns.error",
+  ["dns.mx.error"] = { severity = "warning", weight = 15, alias = "dns.error",
     fix = "Retry; if it persists, check the resolver mxprobe uses (--resolver) and the domain's name servers." },
   ["dns.mx.none"] = { severity = "critical", weight = 100,
     fix = "Publish MX records for the domain, or a null MX (\"MX 0 .\") if it does not receive mail." },

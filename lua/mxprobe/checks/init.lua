@@ -52,10 +52,10 @@ M.judge = {
   title = "The judge itself",
   scope = "domain",
   codes = {
-    ["mxprobe.check-error"] = { severity = "warning", weight = 0,
+    ["mxprobe.check-error"] = { severity = "warning", weight = 15,
       fix = "A bug in the check (or in a policy file's check): the evidence has the error. "
         .. "The other checks ran normally." },
-    ["mxprobe.query-error"] = { severity = "warning", weight = 0,
+    ["mxprobe.query-error"] = { severity = "warning", weight = 15,
       fix = "Check the name given to mxprobe: it is not a valid domain, host name or address literal." },
   },
 }

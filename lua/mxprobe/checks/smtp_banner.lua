@@ -30,7 +30,7 @@ local CODES = {
     fix = "Check that the MTA (not a proxy or a stuck filter) answers on port 25 and greets at once; a server that accepts connections but never greets makes every sender wait for its timeout." },
   ["smtp.banner.invalid"] = { severity = "critical", weight = 60,
     fix = "Make sure an SMTP server, not another service, listens on port 25 and that its greeting is a proper \"220 host.name ...\" reply." },
-  ["smtp.banner.rejected"] = { severity = "warning", weight = 0,
+  ["smtp.banner.rejected"] = { severity = "warning", weight = 15,
     fix = "The server refuses service to the prober's address (554): check the prober is not on a block list, or test from another network. If it refuses everyone, fix the MTA's client restrictions." },
   ["smtp.banner.slow"] = { severity = "warning", weight = 10,
     fix = "Look for slow reverse DNS lookups, an overloaded host, or a tarpit delay in the MTA configuration." },

@@ -22,7 +22,7 @@ local U = require "mxprobe.checks.util"
 -- overrides them), the fix, and the old name kept for one release
 -- luacheck: push no max line length
 local CODES = {
-  ["smtp.throttle.421"] = { severity = "warning", weight = 0, alias = "smtp.throttled",
+  ["smtp.throttle.421"] = { severity = "warning", weight = 15, alias = "smtp.throttled",
     fix = "Test again later or from another address. If it persists, check the MTA's connection and rate limits (Postfix: smtpd_client_connection_rate_limit, anvil) and its load." },
 }
 -- luacheck: pop

@@ -21,7 +21,7 @@ local U = require "mxprobe.checks.util"
 -- overrides them), the fix, and the old name kept for one release
 -- luacheck: push no max line length
 local CODES = {
-  ["smtp.timeout"] = { severity = "warning", weight = 0,
+  ["smtp.timeout"] = { severity = "warning", weight = 15,
     fix = "Test again with a longer --timeout. If it persists, the server stalls at that step for every sender: check its load, its TLS library and anything between it and the network (a middlebox that drops STARTTLS traffic)." },
 }
 -- luacheck: pop
