@@ -244,7 +244,7 @@ describe("check smtp.banner #unit", function()
     assert.is_nil(find(f, "smtp.banner.slow"))
     assert.is_nil(find(f, "smtp.banner.missing"))
     assert.is_nil(find(f, "smtp.banner.no-hostname"))
-    assert.truthy(find(f, "smtp.banner.ok", "127.0.9.1"))
+    assert.equal("pass", find(f, "smtp.banner.ok", "127.0.9.1").state)
   end)
 
   it("fails a slow greeting, measured to the first byte", function()
@@ -440,9 +440,15 @@ describe("check tls.cert #unit", function()
 
   it("judges dates at ctx.now, not at the wall clock", function()
     local later = fixtures.load("good").finished + 400 * 86400
-    assert.truthy(find(run("tls.cert", "good", nil, later), "tls.cert.expired"))
+    local l = run("tls.cert", "good", nil, later)
+    assert.equal(2, codes(l)["tls.cert.expired"]) -- both targets
+    assert.equal("fail", find(l, "tls.cert.expired", "127.0.1.1").state)
+    assert.is_nil(find(l, "tls.cert.ok"))
     local earlier = fixtures.load("good").finished - 90 * 86400
-    assert.truthy(find(run("tls.cert", "good", nil, earlier), "tls.cert.not-yet-valid"))
+    local e = run("tls.cert", "good", nil, earlier)
+    assert.equal(2, codes(e)["tls.cert.not-yet-valid"])
+    assert.equal("fail", find(e, "tls.cert.not-yet-valid", "127.0.1.1").state)
+    assert.is_nil(find(e, "tls.cert.ok"))
   end)
 
   it("warns about expiry within expiry_days (14 by default, configurable)", function()
