@@ -48,10 +48,11 @@ if policy_file then
   pol = p
 end
 
--- all domains at once through one event loop, each judged as it finishes
-local facts_list, judgements = {}, {}
+-- all domains through one event loop, each judged as it finishes; only the
+-- judgement and the MX count are kept, not the facts (probe_many streams)
+local mx_count, judgements = {}, {}
 local count, err = mxprobe.probe_many(domains, opts, function(facts, n)
-  facts_list[n], judgements[n] = facts, mxprobe.judge(facts, pol)
+  mx_count[n], judgements[n] = #(facts.mx or {}), mxprobe.judge(facts, pol)
 end)
 if not count then
   io.stderr:write("summary: ", err, "\n")
@@ -76,7 +77,7 @@ for n, j in ipairs(judgements) do
   print(string.format("%-32s %-9s %-5s %4d  %s",
     esc(j.query or domains[n]), j.verdict,
     d.score and (d.grade .. "") or "-",
-    #(facts_list[n].mx or {}),
+    mx_count[n],
     #codes > 0 and esc(table.concat(codes, " ")) or "-"))
 end
 
