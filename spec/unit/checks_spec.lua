@@ -426,7 +426,8 @@ describe("check tls.session #unit", function()
     assert.equal("weak cipher DES-CBC3-SHA (112-bit)", weak.message)
     assert.equal("TLSv1 DES-CBC3-SHA (112 bits)", weak.evidence)
     -- 112 bits allowed by the policy: 3DES is still a broken family
-    local allowed = find(run("tls.session", facts, { thresholds = { cipher_bits_min = 112 } }), "tls.session.weak-cipher")
+    local allow112 = { thresholds = { cipher_bits_min = 112 } }
+    local allowed = find(run("tls.session", facts, allow112), "tls.session.weak-cipher")
     assert.equal("weak cipher DES-CBC3-SHA (broken family)", allowed.message)
   end)
 
@@ -585,8 +586,8 @@ describe("check consistency #unit", function()
     local f = run("consistency", "tlsmixed")
     assert.same({ ["consistency.tls-mixed"] = 1 }, codes(f))
     assert.is_nil(f[1].target)
-    assert.equal("TLS: mx1.mixed.example.test [127.0.1.1]; no TLS: mx2.mixed.example.test [127.0.6.1] (STARTTLS not offered)",
-      f[1].evidence)
+    assert.equal("TLS: mx1.mixed.example.test [127.0.1.1]; "
+      .. "no TLS: mx2.mixed.example.test [127.0.6.1] (STARTTLS not offered)", f[1].evidence)
   end)
 
   it("notes certificates that verify on some MX only", function()
@@ -598,8 +599,8 @@ describe("check consistency #unit", function()
     local f = run("consistency", facts)
     assert.same({ ["consistency.cert-mixed"] = 1 }, codes(f))
     assert.equal("fail", f[1].state)
-    assert.equal("verified: mx1.good.example.test [127.0.1.1]; not verified: mx2.good.example.test [127.0.1.2] (name mismatch)",
-      f[1].evidence)
+    assert.equal("verified: mx1.good.example.test [127.0.1.1]; "
+      .. "not verified: mx2.good.example.test [127.0.1.2] (name mismatch)", f[1].evidence)
     assert.same({}, run("consistency", "wrongname")) -- one MX only: nothing to compare
   end)
 
