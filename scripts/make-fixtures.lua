@@ -56,9 +56,13 @@ local SOURCES = {
   handshake = { peer = "close-mid-handshake" },
   banner554 = { peer = "554-banner" },
   authrequired = { peer = "auth-required" },
-  acceptsany = { peer = "accept-any" },
+  -- a domain (the hostile DNS names the peer as its MX), so that the relay
+  -- test also asks for postmaster@DOMAIN, the control accept-any refuses
+  acceptsany = { peer = "accept-any", domain = "acceptsany.hostile.test" },
   weaktls = { peer = "tls10" },
-  ["hostile-banner"] = { peer = "ansi-banner" },
+  ["hostile-banner"] = { peer = "all-hostile-banner" },
+  -- the peer sends its self-signed root; verified against the lab's CA
+  untrusted = { peer = "untrusted-root", opts = { ca_file = "spec/lab/state/ca/root.pem" } },
   servfail = { dns = "servfail" },
   dnstimeout = { dns = "no-answer" },
 }
@@ -78,8 +82,15 @@ local function probe_peer(src)
   local o = {}
   for k, v in pairs(LAB) do o[k] = v end
   o.ca_file, o.timeout, o.probe_timeout = "spec/hostile/certs/ca.pem", 2, 8
-  local f = assert(mxprobe.probe(("[%s]:%d"):format(PEER, port), o))
+  for k, v in pairs(src.opts or {}) do o[k] = v end
+  local query, dns = ("[%s]:%d"):format(PEER, port), nil
+  if src.domain then
+    dns = H.start("dns", HOSTILE_DNS, "normal", "--a " .. PEER)
+    query, o.resolver, o.dns_timeout, o.port = src.domain, HOSTILE_DNS, 2, port
+  end
+  local f = assert(mxprobe.probe(query, o))
   H.stop(p)
+  if dns then H.stop(dns) end
   return f
 end
 

@@ -48,6 +48,13 @@ offered when a certificate is available):
                               required), postmaster accepted
   accept-any                  outside RCPT accepted, postmaster refused 550
   tls10                       STARTTLS offered, TLS 1.0 only (security level 0)
+  all-hostile-banner          the ansi-banner text followed by a NUL, invalid
+                              UTF-8 (\\xff\\xfe) and a CR, in the banner (and
+                              EHLO greeting): every kind of hostile byte at once
+  untrusted-root              a normal dialog whose TLS presents normal.pem
+                              followed by the self-signed ca.pem: a chain that
+                              ends in a root the client may not trust (probed
+                              with another CA file: untrusted root, depth 1)
   454-starttls                STARTTLS answered 454, dialog goes on in clear
   starttls-plaintext-garbage  "220" to STARTTLS followed by plaintext junk,
                               and plaintext in answer to the ClientHello
@@ -97,6 +104,7 @@ import socket
 import ssl
 import struct
 import sys
+import tempfile
 import threading
 import time
 
@@ -113,7 +121,8 @@ SMTP_FAULTS = ("normal", "no-banner", "drip-banner", "endless-continuation", "hu
                "421-banner", "421-ehlo", "421-starttls", "454-starttls",
                "starttls-plaintext-garbage", "stall-handshake", "ehlo-10000-extensions",
                "pipelining-abuse", "slow-replies",
-               "554-banner", "helo-only", "auth-required", "accept-any", "tls10") + CERT_FAULTS
+               "554-banner", "helo-only", "auth-required", "accept-any", "tls10",
+               "all-hostile-banner", "untrusted-root") + CERT_FAULTS
 DNS_FAULTS = ("normal", "wrong-id", "wrong-question", "truncated-no-tcp", "compression-loop",
               "many-mx", "many-mx-udp", "mx-cname-self", "cname-loop", "hostile-names",
               "many-targets", "servfail", "no-answer")
@@ -225,6 +234,9 @@ HOSTILE_TEXT = {
                     b"\x1b]8;;https://evil.example/\x1b\\click\x1b]8;;\x1b\\ "
                     b"\x1b]52;c;ZWNobyBwd25lZA==\x07 \x1b]0;title\x07 bell\x07 "
                     b"\xc2\x9b31m8bit-CSI \xe2\x80\xaeesrever\xe2\x80\xac \r\x08\x7f"),
+    "all-hostile-banner": (b"hostile.test \x1b[2J\x1b[31;1mRED\x1b[0m \x1b]0;title\x07 "
+                           b"\xc2\x9b31m8bit-CSI \xe2\x80\xaeesrever\xe2\x80\xac "
+                           b"nul:\x00: bad:\xff\xfe: cr:\rX"),
     "invalid-utf8-banner": (b"hostile.test \xff\xfe \xc3\x28 \xc0\xaf \xed\xa0\x80 "
                             b"\xf4\x90\x80\x80 \xe2\x82 truncated"),
 }
@@ -457,6 +469,15 @@ def smtp_main(args):
         default = os.path.join(HERE, "certs", "normal.pem")
         if os.path.exists(default):
             cert, key = default, os.path.join(HERE, "certs", "normal.key")
+    chain_tmp = None
+    if args.fault == "untrusted-root" and not args.cert:
+        # the leaf, then the self-signed root itself (servers that send it)
+        fd, chain_tmp = tempfile.mkstemp(suffix=".pem", prefix="peer-untrusted-root-")
+        with os.fdopen(fd, "wb") as out:
+            for part in ("normal.pem", "ca.pem"):
+                with open(os.path.join(HERE, "certs", part), "rb") as inp:
+                    out.write(inp.read())
+        cert, key = chain_tmp, os.path.join(HERE, "certs", "normal.key")
     ctx = None
     if cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -464,7 +485,11 @@ def smtp_main(args):
             # OpenSSL 3 refuses TLS 1.0 below security level 0
             ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
             ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1
-        ctx.load_cert_chain(cert, key or cert)
+        try:
+            ctx.load_cert_chain(cert, key or cert)
+        finally:
+            if chain_tmp:
+                os.unlink(chain_tmp)
         ctx.sni_callback = log_sni
     family, addr, port = parse_listen(args.listen)
     srv = socket.socket(family, socket.SOCK_STREAM)

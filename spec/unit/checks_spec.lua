@@ -145,12 +145,12 @@ describe("check dns.mx #unit", function()
   it("calls an implicit MX host whose lookups failed could-not-test, not \"no MX\"", function()
     local facts = fixtures.load("nomx")
     local d = facts.mx[1].dns
-    d.status, d.a.status, d.a.error = "dns-error", "timeout", "A nomx.example.test: timed out"
+    d.status, d.a.status, d.a.error = "dns-error", "timeout", "A mx.noaddr.example.test: timed out"
     local f = run("dns.mx", facts)
     assert.same({ ["dns.mx.error"] = 1 }, codes(f))
     assert.equal("untested", f[1].state)
-    assert.equal("nomx.example.test", f[1].target.mx)
-    assert.matches("A nomx.example.test: timed out", f[1].evidence, 1, true)
+    assert.equal("mx.noaddr.example.test", f[1].target.mx)
+    assert.matches("A mx.noaddr.example.test: timed out", f[1].evidence, 1, true)
   end)
 
   it("treats a null MX as not applicable, not as an error", function()
@@ -176,7 +176,7 @@ describe("check dns.mx #unit", function()
     local cname = find(f, "dns.mx.cname")
     assert.equal("alias.mxproblems.example.test", cname.target.mx)
     assert.is_nil(cname.target.address)
-    assert.matches("real.mxproblems.example.test", cname.evidence, 1, true)
+    assert.equal("alias.mxproblems.example.test CNAME mx1.good.example.test", cname.evidence)
     assert.equal("gone.mxproblems.example.test", find(f, "dns.mx.dangling").target.mx)
     assert.equal("empty.mxproblems.example.test", find(f, "dns.mx.no-address").target.mx)
     assert.is_nil(find(f, "dns.mx.same-address"), "hosts without address do not share one")
@@ -195,7 +195,7 @@ describe("check dns.mx #unit", function()
     assert.equal("fail", find(run("dns.mx", "expired"), "dns.mx.single").state)
     local same = find(run("dns.mx", "sameaddr"), "dns.mx.same-address")
     assert.equal("fail", same.state)
-    assert.matches("127.0.21.1", same.message, 1, true)
+    assert.equal("all 2 MX hosts with an address share one (127.0.1.1): no real redundancy", same.message)
   end)
 end)
 
@@ -208,7 +208,7 @@ describe("check tcp #unit", function()
   it("fails a refused connection", function()
     local f = find(run("tcp", "refused"), "tcp.refused", "127.0.11.1")
     assert.equal("fail", f.state)
-    assert.matches("connection refused", f.evidence, 1, true)
+    assert.equal("connect 127.0.11.1:25: Connection refused", f.evidence)
   end)
 
   it("calls a timeout could-not-test, never a failure", function()
@@ -248,11 +248,16 @@ describe("check smtp.banner #unit", function()
   end)
 
   it("fails a slow greeting, measured to the first byte", function()
-    local f = find(run("smtp.banner", "slowbanner"), "smtp.banner.slow")
+    -- the lab's slow banner comes after 3.0 s (smtpd "sleep 3"): slow for a
+    -- 2 s threshold, not for the default 5 s
+    local facts = fixtures.load("slowbanner")
+    assert.is_true(facts.targets[1].smtp.banner.first_byte_ms >= 3000)
+    local strict = { thresholds = { banner_slow_ms = 2000 } }
+    local f = find(run("smtp.banner", facts, strict), "smtp.banner.slow")
     assert.equal("fail", f.state)
     assert.equal("127.0.10.1", f.target.address)
-    local lenient = { thresholds = { banner_slow_ms = 9000 } }
-    assert.is_nil(find(run("smtp.banner", "slowbanner", lenient), "smtp.banner.slow"))
+    assert.is_nil(find(run("smtp.banner", "slowbanner"), "smtp.banner.slow"))
+    assert.equal("pass", find(run("smtp.banner", "slowbanner"), "smtp.banner.ok", "127.0.10.1").state)
   end)
 
   it("fails a server that connects but never greets", function()
@@ -277,7 +282,8 @@ describe("check smtp.banner #unit", function()
   it("notes a greeting name that differs from the MX name", function()
     local f = find(run("smtp.banner", "sameaddr"), "smtp.banner.name-mismatch")
     assert.equal("fail", f.state)
-    assert.matches("mail.sameaddr.example.test", f.message, 1, true)
+    -- both names share the good server, whose greeting names mx1.good
+    assert.equal("the greeting names mx1.good.example.test, not the MX name a.samehost.example.test", f.message)
   end)
 
   it("calls a 554 greeting could-not-test (service refused to this client)", function()
@@ -329,7 +335,9 @@ describe("check smtp.extensions #unit", function()
   end)
 
   it("reports a missing extension as a fail (information only)", function()
-    assert.equal("fail", find(run("smtp.extensions", "notls"), "smtp.extensions.smtputf8", "127.0.6.1").state)
+    -- every lab Postfix offers SMTPUTF8; the hostile peer offers PIPELINING, SIZE and 8BITMIME only
+    assert.equal("fail", find(run("smtp.extensions", "authrequired"), "smtp.extensions.smtputf8", "127.0.66.70").state)
+    assert.equal("pass", find(run("smtp.extensions", "notls"), "smtp.extensions.smtputf8", "127.0.6.1").state)
   end)
 
   it("is not applicable to HELO and not tested without a session", function()
@@ -398,15 +406,29 @@ describe("check tls.session #unit", function()
   it("fails a handshake that broke after 220", function()
     local f = run("tls.session", "handshake")
     assert.same({ ["tls.session.failed"] = 1 }, codes(f))
-    assert.matches("internal error", f[1].evidence, 1, true)
+    -- the peer sends half a ServerHello and closes: OpenSSL sees the end of stream
+    assert.matches("unexpected eof while reading", f[1].evidence, 1, true)
   end)
 
   it("fails TLS 1.0 and a 112-bit 3DES cipher", function()
     local f = run("tls.session", "weaktls")
     assert.equal("fail", find(f, "tls.session.old-version").state)
-    assert.equal("fail", find(f, "tls.session.weak-cipher").state)
+    assert.is_nil(find(f, "tls.session.weak-cipher")) -- what OpenSSL negotiates at TLS 1.0 has 256 bits
     local tls1 = { thresholds = { tls_min_version = "TLSv1" } }
     assert.is_nil(find(run("tls.session", "weaktls", tls1), "tls.session.old-version"))
+    -- Debian 12's OpenSSL has no 3DES (nor any cipher under 128 bits the
+    -- client offers), so no server can negotiate one: the cipher is put into
+    -- the real TLS 1.0 facts by hand
+    local facts = fixtures.load("weaktls")
+    facts.targets[1].smtp.tls.cipher, facts.targets[1].smtp.tls.cipher_bits = "DES-CBC3-SHA", 112
+    local weak = find(run("tls.session", facts), "tls.session.weak-cipher")
+    assert.equal("fail", weak.state)
+    assert.equal("weak cipher DES-CBC3-SHA (112-bit)", weak.message)
+    assert.equal("TLSv1 DES-CBC3-SHA (112 bits)", weak.evidence)
+    -- 112 bits allowed by the policy: 3DES is still a broken family
+    local allow112 = { thresholds = { cipher_bits_min = 112 } }
+    local allowed = find(run("tls.session", facts, allow112), "tls.session.weak-cipher")
+    assert.equal("weak cipher DES-CBC3-SHA (broken family)", allowed.message)
   end)
 
   it("is not applicable without STARTTLS and not tested after a 421", function()
@@ -433,7 +455,7 @@ describe("check tls.cert #unit", function()
     local f = run("tls.cert", "expired")
     local e = find(f, "tls.cert.expired")
     assert.equal("fail", e.state)
-    assert.matches("2025-10-29", e.message, 1, true)
+    assert.matches("(2021-01-01 00:00:00 UTC)", e.message, 1, true)
     assert.matches("verify: expired", e.evidence, 1, true)
     assert.equal(1, codes(f)["tls.cert.expired"])
   end)
@@ -452,8 +474,9 @@ describe("check tls.cert #unit", function()
   end)
 
   it("warns about expiry within expiry_days (14 by default, configurable)", function()
-    assert.equal("fail", find(run("tls.cert", "expiring"), "tls.cert.expiring", "127.0.2.11").state)
-    assert.is_nil(find(run("tls.cert", "expiring", { thresholds = { expiry_days = 5 } }), "tls.cert.expiring"))
+    assert.equal("fail", find(run("tls.cert", "expiring"), "tls.cert.expiring", "127.0.14.1").state)
+    -- the lab makes it valid for 5 days from "up", probed seconds later: just under 5 days left
+    assert.is_nil(find(run("tls.cert", "expiring", { thresholds = { expiry_days = 4 } }), "tls.cert.expiring"))
     assert.is_nil(find(run("tls.cert", "good"), "tls.cert.expiring"))
     local far = find(run("tls.cert", "good", { thresholds = { expiry_days = 365 } }), "tls.cert.expiring")
     assert.equal("fail", far.state)
@@ -469,7 +492,7 @@ describe("check tls.cert #unit", function()
   end)
 
   it("fails an untrusted root, with the verifier's reason", function()
-    local f = find(run("tls.cert", "hostile-banner"), "tls.cert.untrusted")
+    local f = find(run("tls.cert", "untrusted"), "tls.cert.untrusted")
     assert.equal("fail", f.state)
     assert.matches("untrusted-root at depth 1", f.evidence, 1, true)
   end)
@@ -477,14 +500,14 @@ describe("check tls.cert #unit", function()
   it("fails a certificate for another name, and names what it covers", function()
     local f = find(run("tls.cert", "wrongname"), "tls.cert.name-mismatch", "127.0.3.1")
     assert.equal("fail", f.state)
-    assert.matches("mail.other.example.test", f.evidence, 1, true)
+    assert.equal("SAN other.example.org; CN other.example.org", f.evidence)
   end)
 
   it("takes the name match from libcrypto's X509_check_host (verify.name_match), never from a Lua copy", function()
     local facts = fixtures.load("good")
     local s = facts.targets[1].smtp
     -- the SANs do not decide: only the prober's name_match does
-    s.certificates[1].san_dns = { "*.example.test" }
+    s.certificates[1].san_dns, s.certificates[1].san_count = { "*.example.test" }, 1
     local ok = run("tls.cert", facts)
     assert.same({ ["tls.cert.ok"] = 2 }, codes(ok))
     assert.matches("name mx1.good.example.test matches", ok[1].message, 1, true)
@@ -500,7 +523,7 @@ describe("check tls.cert #unit", function()
   end)
 
   it("fails a 1024-bit RSA key and a SHA-1 signature", function()
-    local f = run("tls.cert", "weaktls")
+    local f = run("tls.cert", "weakkey")
     assert.equal(1, codes(f)["tls.cert.weak-key"])
     assert.equal("fail", find(f, "tls.cert.sha1").state)
   end)
@@ -569,11 +592,22 @@ describe("check consistency #unit", function()
     local f = run("consistency", "tlsmixed")
     assert.same({ ["consistency.tls-mixed"] = 1 }, codes(f))
     assert.is_nil(f[1].target)
-    assert.matches("mx2.tlsmixed.example.test", f[1].evidence, 1, true)
+    assert.equal("TLS: mx1.mixed.example.test [127.0.1.1]; "
+      .. "no TLS: mx2.mixed.example.test [127.0.6.1] (STARTTLS not offered)", f[1].evidence)
   end)
 
   it("notes certificates that verify on some MX only", function()
-    assert.same({ ["consistency.cert-mixed"] = 1 }, codes(run("consistency", "wrongname")))
+    -- no lab domain has two MX hosts with different certificates: good's
+    -- second MX is given the wrongname server's real certificate and verify result
+    local facts = fixtures.load("good")
+    local wrong = fixtures.load("wrongname").targets[1].smtp
+    facts.targets[2].smtp.certificates, facts.targets[2].smtp.verify = wrong.certificates, wrong.verify
+    local f = run("consistency", facts)
+    assert.same({ ["consistency.cert-mixed"] = 1 }, codes(f))
+    assert.equal("fail", f[1].state)
+    assert.equal("verified: mx1.good.example.test [127.0.1.1]; "
+      .. "not verified: mx2.good.example.test [127.0.1.2] (name mismatch)", f[1].evidence)
+    assert.same({}, run("consistency", "wrongname")) -- one MX only: nothing to compare
   end)
 
   it("is silent when the MX hosts agree, or when targets could not be tested", function()

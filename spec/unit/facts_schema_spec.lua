@@ -171,3 +171,64 @@ describe("gatherer tls_rpt: parse #unit", function()
     assert.same({}, parse("v=TLSRPTv1").rua)
   end)
 end)
+
+-- The facts fixtures are made by scripts/make-fixtures.lua from real probes
+-- (the lab or the hostile peer), never by hand.
+describe("the facts fixtures #unit", function()
+  local DIR = "spec/fixtures/facts/"
+
+  local function files()
+    local out = {}
+    local p = assert(io.popen('ls -A "' .. DIR .. '"'))
+    for line in p:lines() do out[#out + 1] = line end
+    p:close()
+    table.sort(out)
+    return out
+  end
+
+  -- the names of the SOURCES table of scripts/make-fixtures.lua, by pattern
+  local function source_names()
+    local fh = assert(io.open("scripts/make-fixtures.lua", "r"))
+    local text = fh:read("a")
+    fh:close()
+    local body = assert(text:match("\nlocal SOURCES = (%b{})"), "no SOURCES table in make-fixtures.lua")
+    local names = {}
+    for line in body:gmatch("[^\n]+") do
+      local name = line:match("^  ([%a_][%w_]*) = {") or line:match('^  %["([^"]+)"%] = {')
+      if name then names[#names + 1] = name end
+    end
+    table.sort(names)
+    return names
+  end
+
+  it("are JSON files only, each one valid facts v2 as --from-facts reads it", function()
+    local n = 0
+    for _, file in ipairs(files()) do
+      if file ~= "_load.lua" then
+        local name = file:match("^(.+)%.json$")
+        assert.is_string(name, DIR .. file .. ": not a .json fixture (a hand-made file?)")
+        local list, err = facts.load(DIR .. file)
+        assert.is_table(list, err)
+        assert.equal(1, #list, file)
+        local ok, errs = facts.validate(list[1])
+        assert.is_true(ok, file .. ": " .. table.concat(errs or {}, "; "))
+        assert.equal("mxprobe.facts/2", list[1].schema, file)
+        assert.is_number(list[1].finished, file)
+        n = n + 1
+      end
+    end
+    assert.equal(#source_names(), n)
+  end)
+
+  it("each have a source in scripts/make-fixtures.lua, and each source a fixture", function()
+    local sources = source_names()
+    assert.is_true(#sources >= 39, "SOURCES read by pattern: " .. #sources .. " names")
+    local fixtures = {}
+    for _, file in ipairs(files()) do
+      local name = file:match("^(.+)%.json$")
+      if name then fixtures[#fixtures + 1] = name end
+    end
+    table.sort(fixtures)
+    assert.same(sources, fixtures)
+  end)
+end)
