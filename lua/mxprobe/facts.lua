@@ -56,13 +56,10 @@ function M.validate(facts)
 end
 
 local list_keys
---- The field names that are lists: the facts schema's and the report's.
+--- The field names that are lists in the facts: the structure's and every
+-- gatherer's (from the schema), so an empty one is written [].
 function M.list_keys()
-  if not list_keys then
-    list_keys = {}
-    for k in pairs(json.LIST_KEYS) do list_keys[k] = true end
-    for k in pairs(S.list_fields(M.schema())) do list_keys[k] = true end
-  end
+  list_keys = list_keys or S.list_fields(M.schema())
   return list_keys
 end
 

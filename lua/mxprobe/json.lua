@@ -3,15 +3,15 @@
 --
 --   json.encode(value [, list_keys]) -> string (one line, no newline)
 --   json.decode(text)  -> value (JSON null -> nil in tables)
---   json.LIST_KEYS     -- field names whose value is always a list
 --
 -- Always valid JSON, whatever a server sent or a facts file holds: every
 -- string is made valid UTF-8 (an invalid byte becomes the four characters
 -- \xNN, as in the facts), control characters are escaped by lua-cjson,
 -- NaN and infinities become null, functions/userdata/cycles are dropped,
 -- keys that are neither strings nor numbers are dropped, and an empty table
--- under a field that the schemas say is a list is written [] (lua-cjson
--- alone writes every empty table as {}).
+-- under a field named in list_keys (a set of field names: the callers know
+-- their schemas -- mxprobe.facts, mxprobe.report.json) is written [];
+-- lua-cjson alone writes every empty table as {}.
 
 local cjson_mod = require "cjson"
 local text = require "mxprobe.text"
@@ -31,18 +31,6 @@ local MAX_DEPTH = 64
 local EMPTY = "\255\254[]"
 local EMPTY_QUOTED = '"\255\254%[%]"'
 
--- fields that are lists in the facts (docs/facts.md), the judgement and
--- the report (docs/report.md); mxprobe.facts adds the lists that the
--- gatherers' schemas declare
-M.LIST_KEYS = {
-  -- facts
-  targets = true, mx = true, records = true, addresses = true, certificates = true,
-  transcript = true, lines = true, errors = true, san_dns = true, san_ip = true,
-  cname = true, unknown_critical = true,
-  -- judgement and report
-  findings = true, deductions = true, untested = true, hosts = true, results = true,
-}
-
 local utf8_clean = text.utf8
 
 -- is t a proper array 1..n (n > 0)?
@@ -59,6 +47,7 @@ end
 
 local clean
 
+local NO_LISTS = {}
 local LIST_KEYS
 
 local function clean_value(v, key, depth, seen)
@@ -109,7 +98,7 @@ clean = function(t, key, depth, seen)
 end
 
 function M.encode(v, list_keys)
-  LIST_KEYS = list_keys or M.LIST_KEYS
+  LIST_KEYS = list_keys or NO_LISTS
   local s = cjson.encode(clean_value(v, nil, 0, {}))
   s = s:gsub(EMPTY_QUOTED, "[]")
   assert(utf8.len(s), "mxprobe.json: invalid UTF-8 escaped the cleaner")

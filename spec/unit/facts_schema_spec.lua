@@ -77,7 +77,7 @@ end)
 
 describe("mxprobe.json #unit", function()
   it("writes an empty list as [] and an empty map as {}", function()
-    local s = json.encode({ targets = {}, mx = {}, options = {}, extensions = {} })
+    local s = facts.encode({ targets = {}, mx = {}, options = {}, extensions = {} })
     assert.equal("[]", s:match('"targets":(%b[])'))
     assert.equal("[]", s:match('"mx":(%b[])'))
     assert.equal("{}", s:match('"options":(%b{})'))
