@@ -9,14 +9,15 @@ local M = {}
 -- the status words of a failed step (docs/facts.md, "Conventions")
 M.ERRORS = { "timeout", "refused", "unreachable", "reset", "closed", "tls", "protocol", "too-long", "error" }
 
-local function with(list, more)
-  local out = {}
-  for _, v in ipairs(list) do out[#out + 1] = v end
-  for _, v in ipairs(more) do out[#out + 1] = v end
-  return out
+--- A status word: one of the error words, or one of ok_words.
+function M.status(ok_words)
+  local all = {}
+  for _, v in ipairs(ok_words) do all[#all + 1] = v end
+  for _, v in ipairs(M.ERRORS) do all[#all + 1] = v end
+  return S.enum(all)
 end
 
-M.dns_status = S.enum(with(M.ERRORS, { "ok", "nodata", "nxdomain", "servfail", "refused" }))
+M.dns_status = M.status { "ok", "nodata", "nxdomain", "servfail" }   -- "refused" is an error word
 
 -- one DNS question and what came back
 M.dns_query = S.record({
@@ -28,7 +29,7 @@ M.dns_query = S.record({
 
 M.reply = S.record({ code = S.int, lines = S.list(S.str), text = S.str }, { "code", "lines" })
 
-M.phase_status = S.enum(with(M.ERRORS, { "ok" }))
+M.phase_status = M.status { "ok" }
 
 -- one step of a dialog: a command sent (absent for a greeting) and its reply
 M.phase = S.record({

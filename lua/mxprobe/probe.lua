@@ -101,6 +101,7 @@ local function gather_one(qstr, ctx)
   local port = q.port or o.port
   local env = { facts = facts }
   local G = ctx.gatherers
+  local mx_of = {}   -- targets[i] -> its MX entry, for the gatherers' env
   if q.kind == "address" then
     facts.targets[1] = { address = q.address, family = q.family, port = port }
   else
@@ -125,14 +126,13 @@ local function gather_one(qstr, ctx)
         facts.targets[#facts.targets + 1] = {
           mx = mx.name, preference = mx.preference, address = a.address, family = a.family, port = port,
         }
+        mx_of[#facts.targets] = mx
       end
     end
   end
   local fns = {}
   for i, t in ipairs(facts.targets) do
-    local mx
-    for _, m in ipairs(facts.mx) do if m.name == t.mx then mx = m break end end
-    fns[i] = function() run_scope(G.target, t, ctx, { facts = facts, mx = mx }) end
+    fns[i] = function() run_scope(G.target, t, ctx, { facts = facts, mx = mx_of[i] }) end
   end
   loop.all(fns)
   facts.finished = core.time()

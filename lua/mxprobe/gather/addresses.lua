@@ -64,9 +64,8 @@ function M.run(mx, ctx)
   else
     out.status = "dns-error"
   end
-  local children = {}
-  for i, x in ipairs(out.addresses) do children[i] = { address = x.address, family = x.family } end
-  return out, children
+  -- the orchestrator makes one new target of each: nothing is shared
+  return out, out.addresses
 end
 
 return M

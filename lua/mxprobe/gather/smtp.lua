@@ -50,14 +50,12 @@ local tls_schema = S.record({
 }, { "status" })
 
 M.schema = S.record({
-  status = S.enum { "complete", "rejected", "timeout", "refused", "unreachable", "reset", "closed",
-                    "tls", "protocol", "too-long", "error" },
+  status = T.status { "complete", "rejected" },
   stopped_at = S.enum(M.PHASES), error = S.str, time_ms = S.num, source = S.str,
   connect = T.phase, banner = T.phase, ehlo = T.phase, starttls = T.phase, tls = tls_schema,
   certificates = S.list(cert), verify = verify, ehlo_tls = T.phase, quit = T.phase,
   relay = S.record({
-    status = S.enum { "tested", "skipped", "rejected", "timeout", "refused", "unreachable", "reset",
-                      "closed", "tls", "protocol", "too-long", "error" },
+    status = T.status { "tested", "skipped", "rejected" },
     mail_from = T.phase, rcpt_external = T.phase, rcpt_control = T.phase, rset = T.phase,
   }, { "status" }),
   transcript = S.list(S.record({ t_ms = S.num, dir = S.enum { "C", "S", "-" }, line = S.str },
