@@ -5,7 +5,7 @@
 --
 -- The context is what gatherers share during one run (one probe or one
 -- probe_many): the checked options, the resolver, the per-address
--- connection caps, the clock, caches, and the prober's identity that goes
+-- connection caps, caches, and the prober's identity that goes
 -- into every facts table. It is not the options table: gatherers read
 -- ctx.options and never write it.
 
@@ -104,10 +104,6 @@ function M.new(opts)
     },
   }, Ctx)
 end
-
---- Monotonic milliseconds, and the wall clock in epoch seconds.
-Ctx.now = function() return core.now() end
-Ctx.time = function() return core.time() end
 
 --- The connection cap of one destination (per_address simultaneous
 -- connections), shared by every probe of the run.

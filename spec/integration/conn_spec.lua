@@ -136,26 +136,4 @@ describe("loop descriptors over UDP #integration", function()
     assert.is_true(second)
     assert.equal(0, l:stats().waiting)
   end)
-
-  it("wakes 500 waiters on 500 sockets, each by its own answer", function()
-    local p = start("dns", "normal")
-    local l = loop.new()
-    local ok_count = 0
-    for i = 1, 500 do
-      l:spawn(function()
-        local s = assert(core.connect(ADDR, p, "udp"))
-        assert(s:send(core.dns_query("h" .. i .. ".test", "A", i)))
-        if loop.wait(s:fd(), loop.READ, core.now() + 5000) then
-          local msg = core.dns_parse(assert(s:recv()))
-          if msg.id == i then ok_count = ok_count + 1 end
-        end
-        s:close()
-      end)
-    end
-    assert.same({}, l:run())
-    assert.equal(500, ok_count)
-    local st = l:stats()
-    assert.equal(500, st.events)
-    assert.equal(0, st.dropped)
-  end)
 end)
