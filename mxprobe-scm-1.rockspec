@@ -76,6 +76,7 @@ build = {
     ["mxprobe.policy.default"] = "lua/mxprobe/policy/default.lua",
     ["mxprobe.probe"] = "lua/mxprobe/probe.lua",
     ["mxprobe.query"] = "lua/mxprobe/query.lua",
+    ["mxprobe.report.formats"] = "lua/mxprobe/report/formats.lua",
     ["mxprobe.report.json"] = "lua/mxprobe/report/json.lua",
     ["mxprobe.report.text"] = "lua/mxprobe/report/text.lua",
     ["mxprobe.run"] = "lua/mxprobe/run.lua",

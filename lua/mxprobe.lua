@@ -14,6 +14,7 @@ local probe = require "mxprobe.probe"
 local facts = require "mxprobe.facts"
 local judge = require "mxprobe.judge"
 local policy_mod = require "mxprobe.policy"
+local formats = require "mxprobe.report.formats"
 
 local M = {}
 
@@ -55,12 +56,16 @@ function M.judge(f, policy, ctx)
   return judge.run(f, policy or policy_mod.default(), ctx)
 end
 
---- Renders a report of lists of facts and judgements; opts.format is
--- "text" (default) or "json".
+--- Renders a report of lists of facts and judgements; opts.format is one
+-- of mxprobe.report.formats.names ("text", the default, "json", ...).
+-- Raises on an unknown format (a caller's mistake, not a network fact).
 function M.report(facts_list, judgements, opts)
   opts = opts or {}
-  local r = require("mxprobe.report." .. (opts.format or "text"))
-  return r.render(facts_list, judgements, opts)
+  local name = opts.format or "text"
+  if not formats.known(name) then
+    error(("unknown report format %q (known: %s)"):format(tostring(name), table.concat(formats.names, ", ")), 2)
+  end
+  return require("mxprobe.report." .. name).render(facts_list, judgements, opts)
 end
 
 return M
