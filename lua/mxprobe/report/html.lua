@@ -98,6 +98,7 @@ header.top h1{margin:0;font-size:22px;font-weight:600}
 header.top p{margin:4px 0 0;color:#d0d7de}
 h2{font-size:18px;margin:28px 0 10px}
 h3{font-size:15px;margin:0}
+section.card>h2:first-child{margin-top:0}
 section.card,article.domain{background:#fff;border:1px solid var(--line);border-radius:8px;padding:16px 18px;
 margin:16px 0}
 table{border-collapse:collapse;width:100%}
@@ -247,8 +248,13 @@ local function charts(qs, now)
       end
     end
   end
-  table.sort(negorder, function(a, b) return a > b end)
-  table.sort(accorder, function(a, b) return a > b end)
+  -- newest version first, "no TLS" last
+  local function newer(a, b)
+    if (a == "no TLS") ~= (b == "no TLS") then return b == "no TLS" end
+    return a > b
+  end
+  table.sort(negorder, newer)
+  table.sort(accorder, newer)
   local vrows = {}
   local function vclass(v)
     if v == "TLSv1.3" or v == "TLSv1.2" then return "ok" end
@@ -514,11 +520,15 @@ function M.render(facts_list, judgement_list, opts)
   -- tiles: verdict counts
   local vc = { ok = 0, warning = 0, critical = 0, unknown = 0 }
   for _, q in ipairs(qs) do local c = VCLASS[q.verdict] or "unknown"; vc[c] = vc[c] + 1 end
-  out[#out + 1] = '<section class="card" id="summary"><h2>Summary</h2><div class="tiles">'
-  for _, v in ipairs({ "ok", "warning", "critical", "unknown" }) do
-    out[#out + 1] = string.format('<div class="tile %s"><b>%d</b>%s</div>', v, vc[v], esc(VERDICT[v]))
+  out[#out + 1] = '<section class="card" id="summary"><h2>Summary</h2>'
+  if #qs > 1 then
+    out[#out + 1] = '<div class="tiles">'
+    for _, v in ipairs({ "ok", "warning", "critical", "unknown" }) do
+      out[#out + 1] = string.format('<div class="tile %s"><b>%d</b>%s</div>', v, vc[v], esc(VERDICT[v]))
+    end
+    out[#out + 1] = "</div>"
   end
-  out[#out + 1] = "</div>" .. summary_table(qs) .. "</section>"
+  out[#out + 1] = summary_table(qs) .. "</section>"
   if #qs > 1 then out[#out + 1] = "<h2>Overview</h2>" .. charts(qs, now) end
   for i, q in ipairs(qs) do out[#out + 1] = domain_html(q, i) end
   out[#out + 1] = '<footer>mxprobe tests the mail transport of a domain (MX, SMTP, STARTTLS, certificates, relay). '
