@@ -159,8 +159,11 @@ describe("report.html.render #unit", function()
     assert.matches('>3 %(43%%%)</text>', out)
     assert.matches('aria-label="grade A: 2; grade B: 0; grade C: 0; grade D: 0; grade F: 4; not scored: 1"',
       out, 1, true)
-    -- targets: good x2, expired, openrelay, hostile-markup negotiated 1.3; notls none; timeout none
-    assert.matches('aria-label="negotiated TLSv1.3: 5; negotiated no TLS: 2"', out, 1, true)
+    -- targets: good x2, expired, openrelay, hostile-markup negotiated 1.3; notls without STARTTLS;
+    -- the timeout never got to EHLO
+    assert.matches('aria-label="negotiated TLSv1.3: 5; not reached: 1; STARTTLS not offered: 1"', out, 1, true)
+    assert.matches("<dt>TLS</dt><dd>STARTTLS not offered</dd>", out, 1, true)
+    assert.matches("<dt>TLS</dt><dd>not reached</dd>", out, 1, true)
     -- expiry by week: the expired certificate counted once
     assert.matches('aria-label="expired: 1; week 1 ', out, 1, true)
     assert.matches('aria-label="dns.mx.nxdomain: 1; relay.open: 1; smtp.banner.no-hostname: 1; '

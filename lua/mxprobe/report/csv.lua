@@ -25,7 +25,7 @@ local M = {}
 
 M.COLUMNS = {
   "domain", "verdict", "domain_grade", "domain_score", "mx", "preference", "address", "port",
-  "grade", "score", "regime", "tls_version", "cipher", "cert_subject", "cert_issuer",
+  "grade", "score", "regime", "tls_state", "tls_version", "cipher", "cert_subject", "cert_issuer",
   "cert_not_after", "days_left", "trusted", "relay", "failing_codes", "untested_codes",
   "domain_codes", "connect_ms", "banner_ms", "handshake_ms", "tls_accepted", "rdns", "banner",
 }
@@ -94,7 +94,7 @@ function M.render(facts_list, judgement_list, opts)
       v.mx, v.preference, v.address, v.port = t.mx, t.preference, t.address, t.port
       v.grade, v.score = t.grade, t.score
       v.regime = t.regime or regimes(q)
-      v.tls_version, v.cipher = t.tls_version, t.cipher
+      v.tls_state, v.tls_version, v.cipher = t.tls_state, t.tls_version, t.cipher
       v.cert_subject, v.cert_issuer = c.subject, c.issuer
       v.cert_not_after = date(c.not_after)
       v.days_left = t.days_left and math.floor(t.days_left) or nil

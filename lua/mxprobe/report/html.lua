@@ -56,6 +56,9 @@ local LWORD = { critical = "CRITICAL", warning = "WARNING", ok = "OK", info = "I
   ["n/a"] = "N/A", untested = "NOT TESTED" }
 local GRADES = { "A", "B", "C", "D", "E", "F" }
 local DASH = "—"
+-- a target without a TLS session, in words (view's tls_state)
+local TLS_STATE = { failed = "TLS handshake failed", refused = "STARTTLS refused",
+  ["not offered"] = "STARTTLS not offered", ["not reached"] = "not reached" }
 
 local function date(t)
   if type(t) ~= "number" then return DASH end
@@ -126,7 +129,7 @@ background:#fff}
 .tile b{display:block;font-size:24px}
 .tile.ok{border-left-color:var(--ok)}.tile.warning{border-left-color:var(--warn)}
 .tile.critical{border-left-color:var(--crit)}.tile.unknown{border-left-color:var(--unk)}
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:16px}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:16px;align-items:start}
 figure{margin:0;background:#fff;border:1px solid var(--line);border-radius:8px;padding:12px 14px}
 figcaption{font-weight:600;margin-bottom:6px}
 svg text{font:12px system-ui,"DejaVu Sans",sans-serif;fill:#1f2328}
@@ -241,27 +244,29 @@ local function charts(qs, now)
   end
   for _, q in ipairs(qs) do
     for _, t in ipairs(q.targets) do
-      bump(neg, negorder, t.tls_version or "no TLS")
+      bump(neg, negorder, t.tls_version and ("negotiated " .. t.tls_version) or TLS_STATE[t.tls_state] or "no TLS")
       if t.tls_versions then
         any_acc = true
         for _, v in ipairs(t.tls_versions) do bump(acc, accorder, v) end
       end
     end
   end
-  -- newest version first, "no TLS" last
+  -- newest version first, then what had no TLS
   local function newer(a, b)
-    if (a == "no TLS") ~= (b == "no TLS") then return b == "no TLS" end
+    local va, vb = a:match("TLSv[%d.]+$"), b:match("TLSv[%d.]+$")
+    if (va == nil) ~= (vb == nil) then return va ~= nil end
     return a > b
   end
   table.sort(negorder, newer)
   table.sort(accorder, newer)
   local vrows = {}
   local function vclass(v)
-    if v == "TLSv1.3" or v == "TLSv1.2" then return "ok" end
-    if v == "no TLS" then return "critical" end
-    return "warning"
+    if v:match("TLSv1%.[23]$") then return "ok" end
+    if v:match("TLSv") then return "warning" end
+    if v == TLS_STATE["not reached"] then return "na" end
+    return "critical"
   end
-  for _, v in ipairs(negorder) do vrows[#vrows + 1] = { "negotiated " .. v, neg[v], vclass(v) } end
+  for _, v in ipairs(negorder) do vrows[#vrows + 1] = { v, neg[v], vclass(v) } end
   if any_acc then
     for _, v in ipairs(accorder) do vrows[#vrows + 1] = { "accepts " .. v, acc[v], vclass(v) } end
   end
@@ -428,7 +433,7 @@ local function facts_dl(t)
   local rows = {}
   local function add(k, v) rows[#rows + 1] = "<dt>" .. k .. "</dt><dd>" .. v .. "</dd>" end
   local tlsv = t.tls_version and esc(t.tls_version)
-    or (t.tls_error and ("failed: " .. clip(t.tls_error, 300)) or "no TLS")
+    or (t.tls_error and ("failed: " .. clip(t.tls_error, 300)) or esc(TLS_STATE[t.tls_state] or "no TLS"))
   add("TLS", tlsv)
   add("Cipher", t.cipher and (esc(t.cipher) .. (t.cipher_bits and (" (" .. num(t.cipher_bits) .. " bits)") or ""))
     or DASH)

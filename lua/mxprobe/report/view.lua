@@ -23,6 +23,7 @@
 -- row = { mx, address, port, preference, family, score, grade, coverage,
 --         status (smtp.status), findings, failing_codes, untested_codes,
 --         worst (worst_of), regime, tls_version, cipher, cipher_bits,
+--         tls_state ("ok", "failed", "refused", "not offered", "not reached"),
 --         cert = leaf certificate facts or nil, days_left (float or nil),
 --         verify_ok, verify_reason, relay (a word), banner (first reply
 --         text), connect_ms, banner_ms, handshake_ms,
@@ -157,6 +158,17 @@ local function relay_word(findings, smtp)
   return "not reached"
 end
 
+-- how far TLS got: "ok", "failed" (the handshake), "refused" (STARTTLS
+-- answered with an error), "not offered" (EHLO without STARTTLS), "not
+-- reached" (the dialog stopped before EHLO)
+local function tls_state(smtp)
+  local tls, st, ehlo = tab(smtp.tls), tab(smtp.starttls), tab(smtp.ehlo)
+  if tls then return tls.status == "ok" and "ok" or "failed" end
+  if st then return "refused" end
+  if ehlo and ehlo.status == "ok" then return "not offered" end
+  return "not reached"
+end
+
 local function codes(list, pred)
   local out, seen = {}, {}
   for _, f in ipairs(list) do
@@ -235,6 +247,7 @@ function M.query(facts, j, opts)
         cipher = tls.status == "ok" and str(tls.cipher) or nil,
         cipher_bits = number(tls.cipher_bits),
         tls_error = tls.status ~= nil and tls.status ~= "ok" and (str(tls.error) or str(tls.status)) or nil,
+        tls_state = tls_state(smtp),
         cert = leaf,
         days_left = na and now and (na - now) / 86400 or nil,
         verify_ok = verify.ok, verify_reason = str(verify.reason),
