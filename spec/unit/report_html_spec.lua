@@ -212,3 +212,26 @@ describe("report.html.escape #unit", function()
     assert.equal("\\x1B[0m\\x00\\xFF", html.escape("\27[0m\0\255"))
   end)
 end)
+
+describe("the html, csv and nagios reports on broken input #unit", function()
+  it("render whatever a facts file or a caller hands them, without raising", function()
+    local fl, jl = R.judged({ "good" })
+    local odd = {
+      { nil, nil },
+      { {}, {} },
+      { { {} }, { {} } },
+      { { { targets = { { mx = 5, address = {}, smtp = { tls = "x", certificates = { { not_after = "soon" } } } } } } },
+        { { verdict = "bogus", findings = { { code = "x", state = "fail" } }, scores = "none" } } },
+      { fl, {} },
+      { {}, jl },
+    }
+    for _, name in ipairs({ "html", "csv", "nagios" }) do
+      local r = require("mxprobe.report." .. name)
+      for i, case in ipairs(odd) do
+        local ok, out = pcall(r.render, case[1], case[2], {})
+        assert.is_true(ok, name .. " case " .. i .. ": " .. tostring(out))
+        assert.is_string(out)
+      end
+    end
+  end)
+end)

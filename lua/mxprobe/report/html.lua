@@ -466,9 +466,9 @@ end
 local function domain_html(q, i)
   local out = {}
   out[#out + 1] = string.format('<article class="domain" id="q%d"><div class="domain-head"><h2>%s</h2>%s %s'
-    .. '<span class="muted">score %s · %d MX · %d target%s</span></div>',
+    .. '<span class="muted">%s · %d MX · %d target%s</span></div>',
     i, clip(q.name, 300), badge(q.verdict), grade_cell(q.grade, q.score),
-    q.score and (num(q.score) .. "/100") or "not scored",
+    q.score and ("score " .. num(q.score) .. "/100") or "not scored",
     q.mx_count, #q.targets, #q.targets == 1 and "" or "s")
   if q.summary then out[#out + 1] = '<p class="muted">' .. clip(q.summary, 500) .. "</p>" end
   if q.error then out[#out + 1] = "<p><b>Error:</b> " .. clip(q.error, 1000) .. "</p>" end
