@@ -4,7 +4,8 @@
 -- rendered by Debian's chromium headless: the DOM it builds holds the
 -- summary rows and the codes, and no element or attribute that came from
 -- server bytes. The screenshot is kept for people to look at:
--- build/report/lab.png (build/ is not committed).
+-- build/report/lab.png (build/ is not committed). The same facts as CSV
+-- (read back by Python's csv module) and as monitoring-plugin output.
 --
 -- Run under the lab lock: /work/bin/labspec spec/integration/report_html_spec.lua
 local mxprobe = require "mxprobe"
@@ -23,25 +24,36 @@ local function read(path)
   return s
 end
 
+-- the lab's scenarios probed once (then the hostile facts), judged with
+-- the default policy: facts, judgements, query names
+local run
+local function lab_run()
+  if run then return run.fl, run.jl, run.names end
+  local fl, jl, names = {}, {}, {}
+  local queries = {}
+  for i, d in ipairs(DOMAINS) do queries[i] = d .. ".example.test" end
+  local list = assert(mxprobe.probe_list(queries, lab.options()))
+  for i, f in ipairs(list) do
+    fl[#fl + 1] = f
+    jl[#jl + 1] = assert(mxprobe.judge(f))
+    names[#names + 1] = DOMAINS[i] .. ".example.test"
+  end
+  for _, h in ipairs(HOSTILE) do
+    local f = fixtures.load(h)
+    fl[#fl + 1] = f
+    jl[#jl + 1] = assert(mxprobe.judge(f))
+    names[#names + 1] = f.query
+  end
+  run = { fl = fl, jl = jl, names = names }
+  return fl, jl, names
+end
+
 describe("the HTML report in chromium #integration #report", function()
-  local fl, jl, file, dom, parsed, names = {}, {}, nil, nil, nil, {}
+  local fl, jl, file, dom, parsed, names
   local cwd = os.getenv("PWD") or "."
 
   setup(function()
-    local queries = {}
-    for i, d in ipairs(DOMAINS) do queries[i] = d .. ".example.test" end
-    local list = assert(mxprobe.probe_list(queries, lab.options()))
-    for i, f in ipairs(list) do
-      fl[#fl + 1] = f
-      jl[#jl + 1] = assert(mxprobe.judge(f))
-      names[#names + 1] = DOMAINS[i] .. ".example.test"
-    end
-    for _, h in ipairs(HOSTILE) do
-      local f = fixtures.load(h)
-      fl[#fl + 1] = f
-      jl[#jl + 1] = assert(mxprobe.judge(f))
-      names[#names + 1] = f.query
-    end
+    fl, jl, names = lab_run()
     assert(os.execute("mkdir -p build/report"))
     file = cwd .. "/build/report/lab.html"
     local fh = assert(io.open(file, "wb"))
@@ -111,5 +123,56 @@ describe("the HTML report in chromium #integration #report", function()
     local s = read(png)
     assert.equal("\137PNG\r\n\26\n", s:sub(1, 8))
     assert.is_true(#s > 50000)
+  end)
+end)
+
+describe("the CSV and monitoring-plugin reports of the lab #integration #report", function()
+  local judge = require "mxprobe.judge"
+
+  it("gives one CSV row per target, read back by Python's csv module, no formula cell", function()
+    local fl, jl = lab_run()
+    local out = mxprobe.report(fl, jl, { format = "csv" })
+    local rows = R.csv_rows(out)
+    local head = table.remove(rows, 1)
+    local want = 0
+    for _, f in ipairs(fl) do want = want + math.max(1, #f.targets) end
+    assert.equal(want, #rows)
+    local col = {}
+    for i, n in ipairs(head) do col[n] = i end
+    local seen = {}
+    for _, r in ipairs(rows) do
+      assert.equal(#head, #r)
+      for i, v in ipairs(r) do
+        if not (head[i] == "days_left" and v:match("^%-%d+$")) then
+          assert.is_nil(v:find("^[=+%-@\t\r]"), head[i] .. ": " .. v)
+        end
+      end
+      seen[r[col.domain] .. " " .. r[col.relay]] = true
+    end
+    assert.is_true(seen["openrelay.example.test open"])
+    assert.is_true(seen["good.example.test denied"])
+  end)
+
+  it("says the status word of the exit status, with well-formed perfdata", function()
+    local fl, jl = lab_run()
+    for _, set in ipairs({ { 1 }, { 2 }, { 3 }, { 12 }, { 1, 12 }, { 1, 3, 12 } }) do
+      local f, j = {}, {}
+      for i, k in ipairs(set) do f[i], j[i] = fl[k], jl[k] end
+      local out = mxprobe.report(f, j, { format = "nagios" })
+      local first = out:match("^[^\n]*")
+      local word = ({ [0] = "OK", [1] = "WARNING", [2] = "CRITICAL", [3] = "UNKNOWN" })[judge.exit_status(j)]
+      assert.matches("^MXPROBE " .. word .. " %- [^|]+ | '", first)
+      local perf = first:match(" | (.*)$")
+      local n = 0
+      for item in (perf .. " '"):gmatch("('[^']+'=[^ ]+) ") do
+        n = n + 1
+        assert.matches("^'[^'=|]+'=%-?%d+%.?%d*[a-z]*;[%d:]*;[%d:]*;%-?%d*;%-?%d*$", item)
+      end
+      assert.is_true(n > 0)
+    end
+    assert.matches("^MXPROBE OK ", mxprobe.report({ fl[1] }, { jl[1] }, { format = "nagios" }))
+    assert.matches("^MXPROBE CRITICAL ", mxprobe.report({ fl[2] }, { jl[2] }, { format = "nagios" }))
+    assert.matches("^MXPROBE WARNING ", mxprobe.report({ fl[3] }, { jl[3] }, { format = "nagios" }))
+    assert.matches("^MXPROBE UNKNOWN ", mxprobe.report({ fl[12] }, { jl[12] }, { format = "nagios" }))
   end)
 end)

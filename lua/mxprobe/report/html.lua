@@ -513,8 +513,7 @@ function M.render(facts_list, judgement_list, opts)
   local out = {
     "<!DOCTYPE html>\n",
     '<html lang="en"><head><meta charset="utf-8">',
-    '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\';'
-      .. ' img-src data:">',
+    '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'">',
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
     '<meta name="generator" content="mxprobe">',
     "<title>", title, "</title><style>", CSS, "</style></head><body>",
