@@ -79,6 +79,11 @@ build = {
     ["mxprobe.report.formats"] = "lua/mxprobe/report/formats.lua",
     ["mxprobe.report.json"] = "lua/mxprobe/report/json.lua",
     ["mxprobe.report.text"] = "lua/mxprobe/report/text.lua",
+    -- reports (issue 11)
+    ["mxprobe.report.view"] = "lua/mxprobe/report/view.lua",
+    ["mxprobe.report.html"] = "lua/mxprobe/report/html.lua",
+    ["mxprobe.report.csv"] = "lua/mxprobe/report/csv.lua",
+    ["mxprobe.report.nagios"] = "lua/mxprobe/report/nagios.lua",
     ["mxprobe.run"] = "lua/mxprobe/run.lua",
     ["mxprobe.schema"] = "lua/mxprobe/schema.lua",
     ["mxprobe.score"] = "lua/mxprobe/score.lua",

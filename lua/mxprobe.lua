@@ -7,7 +7,8 @@
 --
 -- The layers, each usable alone: probe (facts from real servers, through
 -- the gatherers of mxprobe.gather), judge
--- (checks + score under a policy), report (text or JSON). Nothing here
+-- (checks + score under a policy), report (text, JSON, HTML, CSV,
+-- monitoring-plugin: mxprobe.report.formats, docs/report.md). Nothing here
 -- prints or exits; that is the CLI's job.
 
 local probe = require "mxprobe.probe"
@@ -57,7 +58,9 @@ function M.judge(f, policy, ctx)
 end
 
 --- Renders a report of lists of facts and judgements; opts.format is one
--- of mxprobe.report.formats.names ("text", the default, "json", ...).
+-- of mxprobe.report.formats.names ("text", the default, "json", "html",
+-- "csv", "nagios"); opts.now is the report's clock (default: the
+-- judgement's), opts.policy the policy judged with (nagios' thresholds).
 -- Raises on an unknown format (a caller's mistake, not a network fact).
 function M.report(facts_list, judgements, opts)
   opts = opts or {}

@@ -61,6 +61,8 @@ local SOURCES = {
   acceptsany = { peer = "accept-any", domain = "acceptsany.hostile.test" },
   weaktls = { peer = "tls10" },
   ["hostile-banner"] = { peer = "all-hostile-banner" },
+  -- reports (issue 11): markup, a CSV formula and perfdata syntax in the banner
+  ["hostile-markup"] = { peer = "markup-banner" },
   -- the peer sends its self-signed root; verified against the lab's CA
   untrusted = { peer = "untrusted-root", opts = { ca_file = "spec/lab/state/ca/root.pem" } },
   servfail = { dns = "servfail" },

@@ -51,6 +51,9 @@ offered when a certificate is available):
   all-hostile-banner          the ansi-banner text followed by a NUL, invalid
                               UTF-8 (\\xff\\xfe) and a CR, in the banner (and
                               EHLO greeting): every kind of hostile byte at once
+  markup-banner               (reports, issue 11) HTML markup, a CSV formula
+                              and perfdata syntax in the banner (and EHLO
+                              greeting): <script>, onerror=, quotes, |, =, comma
   untrusted-root              a normal dialog whose TLS presents normal.pem
                               followed by the self-signed ca.pem: a chain that
                               ends in a root the client may not trust (probed
@@ -122,7 +125,9 @@ SMTP_FAULTS = ("normal", "no-banner", "drip-banner", "endless-continuation", "hu
                "starttls-plaintext-garbage", "stall-handshake", "ehlo-10000-extensions",
                "pipelining-abuse", "slow-replies",
                "554-banner", "helo-only", "auth-required", "accept-any", "tls10",
-               "all-hostile-banner", "untrusted-root") + CERT_FAULTS
+               "all-hostile-banner", "untrusted-root",
+               "markup-banner",  # reports (issue 11)
+               ) + CERT_FAULTS
 DNS_FAULTS = ("normal", "wrong-id", "wrong-question", "truncated-no-tcp", "compression-loop",
               "many-mx", "many-mx-udp", "mx-cname-self", "cname-loop", "hostile-names",
               "many-targets", "servfail", "no-answer")
@@ -237,6 +242,9 @@ HOSTILE_TEXT = {
     "all-hostile-banner": (b"hostile.test \x1b[2J\x1b[31;1mRED\x1b[0m \x1b]0;title\x07 "
                            b"\xc2\x9b31m8bit-CSI \xe2\x80\xaeesrever\xe2\x80\xac "
                            b"nul:\x00: bad:\xff\xfe: cr:\rX"),
+    # reports (issue 11): what an HTML, CSV or monitoring report must not obey
+    "markup-banner": (b"=cmd|' /C calc'!A0 <script>alert(1)</script><img src=x onerror=\"alert(2)\"> "
+                      b"</td></tr></table><!-- a,b;c 'q' | x=y -->& &amp; @SUM(1+1)"),
     "invalid-utf8-banner": (b"hostile.test \xff\xfe \xc3\x28 \xc0\xaf \xed\xa0\x80 "
                             b"\xf4\x90\x80\x80 \xe2\x82 truncated"),
 }

@@ -10,6 +10,10 @@ local M = {}
 M.names = {
   "text",   -- human report (default)
   "json",   -- one JSON document, schema mxprobe.report/1
+  -- reports (issue 11)
+  "html",   -- one self-contained HTML5 document (inline CSS and SVG)
+  "csv",    -- one row per target, RFC 4180, for spreadsheets
+  "nagios", -- monitoring-plugin output: status line, perfdata
 }
 
 --- Is name a report format?

@@ -24,7 +24,6 @@
 
 local M = {}
 
-local SEV_RANK = { critical = 4, warning = 3, info = 1, ok = 0 }
 local BIDI = {
   [0x061C] = true, [0x200E] = true, [0x200F] = true, [0x2028] = true, [0x2029] = true,
   [0x202A] = true, [0x202B] = true, [0x202C] = true, [0x202D] = true, [0x202E] = true,
@@ -33,6 +32,7 @@ local BIDI = {
 
 local text = require "mxprobe.text"
 local score = require "mxprobe.score"
+local view = require "mxprobe.report.view"
 
 -- invalid UTF-8 bytes -> "\xNN", the same rule as the facts (mxprobe.text)
 local utf8_clean = text.utf8
@@ -62,6 +62,10 @@ local function field(s, width)
   return s
 end
 
+-- the shared reading of findings (mxprobe.report.view)
+local num, label, rank, generic = view.num, view.label, view.rank, view.generic
+local tkey, worst_of = view.tkey, view.worst_of
+
 local COLORS = {
   critical = "1;31", warning = "33", ok = "32", pass = "32", untested = "35",
   info = "36", na = "2", dim = "2", bold = "1",
@@ -74,22 +78,6 @@ local function painter(on)
   end
 end
 
-local function num(n)
-  if type(n) ~= "number" then return "?" end
-  local i = math.tointeger(n)
-  if i then return tostring(i) end
-  if n == math.floor(n) and n > -2^53 and n < 2^53 then return string.format("%d", n) end
-  return string.format("%g", n)
-end
-
--- label of a finding: its severity when it failed, else its state
-local function label(f)
-  if f.state == "fail" then return f.severity end
-  if f.state == "pass" then return f.severity == "info" and "info" or "ok" end
-  if f.state == "na" then return "n/a" end
-  return "untested"
-end
-
 local function color_of(f)
   if f.state == "fail" then return f.severity end
   if f.state == "pass" then return f.severity == "info" and "info" or "ok" end
@@ -97,24 +85,7 @@ local function color_of(f)
   return "untested"
 end
 
--- order inside a block
-local function rank(f)
-  if f.state == "fail" then return 10 + (SEV_RANK[f.severity] or 0) end
-  if f.state == "untested" then return 9 end
-  if f.state == "pass" and f.severity == "info" then return 5 end
-  if f.state == "pass" then return 4 end
-  return 0
-end
-
--- a "generic" finding: a check's own n/a or not-tested line (code == check id)
-local function generic(f)
-  return (f.state == "na" or f.state == "untested") and f.code == f.check
-end
-
-local function reason_of(f)
-  local m = tostring(f.message or "")
-  return (m:gsub("^not tested: ", ""):gsub("^no TLS session: ", ""):gsub("^no certificate to judge: ", ""))
-end
+local reason_of = view.reason_of
 
 local function block_lines(out, findings, opts, paint, codew, indent)
   local width = opts.width
@@ -184,21 +155,6 @@ local function block_lines(out, findings, opts, paint, codew, indent)
       string.format("%-9s", lab)),
       paint("dim", field(table.concat(g.checks, ", ") .. ": " .. g.reason, width)))
   end
-end
-
-local function tkey(mx, address)
-  return tostring(mx or "") .. "\0" .. tostring(address or "")
-end
-
-local function worst_of(findings)
-  local w, untested = -1, false
-  for _, f in ipairs(findings) do
-    if f.state == "fail" and (SEV_RANK[f.severity] or 0) > w then w = SEV_RANK[f.severity] or 0 end
-    if score.blocks_verdict(f) then untested = true end
-  end
-  -- order: critical, warning, could-not-test, the rest
-  if w >= 4 then return 4 elseif w >= 3 then return 3 elseif untested then return 2 end
-  return math.max(w, 0)
 end
 
 local VERDICT = { ok = "OK", warning = "WARNING", critical = "CRITICAL", unknown = "COULD NOT TEST" }
