@@ -4,7 +4,8 @@ local G = require "mxprobe.gather.mta_sts"
 
 describe("mta_sts.parse_txt #unit", function()
   it("reads the id of a valid record, with or without spaces and a final semicolon", function()
-    for _, t in ipairs { "v=STSv1; id=20160831085700Z", "v=STSv1;id=20160831085700Z;", "v=STSv1 ;  id=20160831085700Z ; " } do
+    for _, t in ipairs { "v=STSv1; id=20160831085700Z", "v=STSv1;id=20160831085700Z;",
+                         "v=STSv1 ;  id=20160831085700Z ; " } do
       local r = G.parse_txt(t)
       assert.is_true(r.valid, t)
       assert.equal("20160831085700Z", r.id)
