@@ -314,7 +314,7 @@ make_postfix() {
 # there is none: the case is in its DNS records or its nginx server).
 STS_SERVED="sts-enforce sts-testing sts-none sts-notlisted sts-wildcard sts-deep sts-expired
 sts-invalid sts-twotxt sts-badid sts-notxt"
-STS_NAMES="$STS_SERVED sts-404 sts-redirect sts-ctype sts-big sts-badcert"
+STS_NAMES="$STS_SERVED sts-404 sts-redirect sts-ctype sts-big"
 
 make_nginx() {
 	n=example.test

@@ -320,10 +320,16 @@ local function fetch_one(rec, address, port, servername, opts, deadline)
       leaf_subject = leaf.subject and show(leaf.subject) or nil, leaf_san_dns = sans,
       leaf_not_after = leaf.not_after,
     }
+    -- verify.ok is the chain (PKIX); the name is name_match
     if not rec.verify.ok then
       rec.status = "untrusted"
       rec.error = ("certificate of %s does not verify: %s"):format(servername,
         rec.verify.detail or rec.verify.reason or "?")
+      return nil
+    end
+    if rec.verify.name_match ~= true then
+      rec.status = "untrusted"
+      rec.error = ("certificate does not name %s"):format(servername)
       return nil
     end
     local req = ("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: mxprobe/%s\r\nAccept: text/plain\r\n"
