@@ -56,8 +56,8 @@ describe("MTA-STS and TLS-RPT on the lab #integration", function()
     local m = sts("sts-enforce")
     assert.equal("ok", m.txt_status)
     assert.equal("_mta-sts.sts-enforce.example.test", m.txt.name)
-    assert.same({ { text = "v=STSv1; id=2026120601", fields = { id = "2026120601" }, valid = true, id = "2026120601" } },
-      m.records)
+    assert.same({ { text = "v=STSv1; id=2026120601", fields = { id = "2026120601" }, valid = true,
+      id = "2026120601" } }, m.records)
     assert.equal("mta-sts.sts-enforce.example.test", m.host)
     local f = m.fetch
     assert.equal("ok", f.status)
@@ -76,13 +76,13 @@ describe("MTA-STS and TLS-RPT on the lab #integration", function()
     assert.is_true(m.parsed.valid)
     -- the contract the per-MX regime reads
     assert.same({ mode = "enforce", mx = { "mx1.good.example.test" }, max_age = 86400, id = "2026120601" }, m.policy)
-    assert.same({ "mta_sts.mx-ok pass ok 127.0.1.1", "mta_sts.ok pass ok", "tls_rpt.none fail info" },
+    assert.same({ "mta_sts.mx-ok pass ok 127.0.1.1", "mta_sts.ok pass ok", "tls_rpt.missing fail info" },
       ours("sts-enforce"))
   end)
 
   it("testing, the MX's certificate names another host: a warning, not critical", function()
     assert.equal("testing", sts("sts-testing").policy.mode)
-    assert.same({ "mta_sts.mx-tls-testing fail warning 127.0.3.1", "mta_sts.ok pass ok", "tls_rpt.none fail info" },
+    assert.same({ "mta_sts.mx-tls-testing fail warning 127.0.3.1", "mta_sts.ok pass ok", "tls_rpt.missing fail info" },
       ours("sts-testing"))
   end)
 
@@ -90,29 +90,29 @@ describe("MTA-STS and TLS-RPT on the lab #integration", function()
     assert.same({ mode = "none", mx = { "other.example.org" }, max_age = 86400, id = "2026120601" },
       sts("sts-none").policy)
     assert.same({ "mta_sts.mx-not-listed-none fail info mx1.good.example.test", "mta_sts.ok pass ok",
-      "tls_rpt.none fail info" }, ours("sts-none"))
+      "tls_rpt.missing fail info" }, ours("sts-none"))
   end)
 
   it("enforce, the MX not listed: critical, and the verdict is critical", function()
     assert.same({ "mta_sts.mx-not-listed fail critical mx1.good.example.test", "mta_sts.ok pass ok",
-      "tls_rpt.none fail info" }, ours("sts-notlisted"))
+      "tls_rpt.missing fail info" }, ours("sts-notlisted"))
     assert.equal("critical", J["sts-notlisted"].verdict)
   end)
 
   it("a wildcard matches exactly one leftmost label: *.good.example.test covers mx1.good", function()
     assert.same({ "*.good.example.test" }, sts("sts-wildcard").policy.mx)
-    assert.same({ "mta_sts.mx-ok pass ok 127.0.1.1", "mta_sts.ok pass ok", "tls_rpt.none fail info" },
+    assert.same({ "mta_sts.mx-ok pass ok 127.0.1.1", "mta_sts.ok pass ok", "tls_rpt.missing fail info" },
       ours("sts-wildcard"))
   end)
 
   it("a wildcard never spans two labels: *.example.test does not cover mx1.good.example.test", function()
     assert.same({ "*.example.test" }, sts("sts-deep").policy.mx)
     assert.same({ "mta_sts.mx-not-listed fail critical mx1.good.example.test", "mta_sts.ok pass ok",
-      "tls_rpt.none fail info" }, ours("sts-deep"))
+      "tls_rpt.missing fail info" }, ours("sts-deep"))
   end)
 
   it("enforce, the MX's certificate expired: critical", function()
-    assert.same({ "mta_sts.mx-tls fail critical 127.0.2.1", "mta_sts.ok pass ok", "tls_rpt.none fail info" },
+    assert.same({ "mta_sts.mx-tls fail critical 127.0.2.1", "mta_sts.ok pass ok", "tls_rpt.missing fail info" },
       ours("sts-expired"))
   end)
 
@@ -124,7 +124,7 @@ describe("MTA-STS and TLS-RPT on the lab #integration", function()
     for _, e in ipairs(m.parsed.errors) do kinds[#kinds + 1] = e.kind end
     assert.same({ "mode", "max_age", "mx" }, kinds)
     assert.same({ "mta_sts.policy-max-age fail warning", "mta_sts.policy-mode fail warning",
-      "mta_sts.policy-mx fail warning", "tls_rpt.none fail info" }, ours("sts-invalid"))
+      "mta_sts.policy-mx fail warning", "tls_rpt.missing fail info" }, ours("sts-invalid"))
   end)
 
   it("404: no policy", function()
@@ -133,7 +133,7 @@ describe("MTA-STS and TLS-RPT on the lab #integration", function()
     assert.equal(404, m.fetch.http.status)
     assert.is_nil(m.parsed)
     assert.is_nil(m.policy)
-    assert.same({ "mta_sts.fetch-status fail warning", "tls_rpt.none fail info" }, ours("sts-404"))
+    assert.same({ "mta_sts.fetch-status fail warning", "tls_rpt.missing fail info" }, ours("sts-404"))
   end)
 
   it("a redirect is a failure and is not followed", function()
@@ -143,7 +143,7 @@ describe("MTA-STS and TLS-RPT on the lab #integration", function()
     for _, h in ipairs(m.fetch.http.headers) do if h.name == "location" then loc = h.value end end
     assert.equal("https://mta-sts.sts-enforce.example.test/.well-known/mta-sts.txt", loc)
     assert.is_nil(m.policy)
-    assert.same({ "mta_sts.fetch-redirect fail warning", "tls_rpt.none fail info" }, ours("sts-redirect"))
+    assert.same({ "mta_sts.fetch-redirect fail warning", "tls_rpt.missing fail info" }, ours("sts-redirect"))
   end)
 
   it("a valid policy served as text/html does not apply", function()
@@ -151,7 +151,7 @@ describe("MTA-STS and TLS-RPT on the lab #integration", function()
     assert.equal("text/html", m.fetch.http.content_type)
     assert.is_true(m.parsed.valid)
     assert.is_nil(m.policy)
-    assert.same({ "mta_sts.fetch-content-type fail warning", "tls_rpt.none fail info" }, ours("sts-ctype"))
+    assert.same({ "mta_sts.fetch-content-type fail warning", "tls_rpt.missing fail info" }, ours("sts-ctype"))
   end)
 
   it("a body over 64 KiB is refused as soon as its length is announced", function()
@@ -159,7 +159,7 @@ describe("MTA-STS and TLS-RPT on the lab #integration", function()
     assert.equal("too-long", m.fetch.status)
     assert.matches("over the cap of 65536", m.fetch.error)
     assert.is_nil(m.fetch.http)
-    assert.same({ "mta_sts.fetch-too-large fail warning", "tls_rpt.none fail info" }, ours("sts-big"))
+    assert.same({ "mta_sts.fetch-too-large fail warning", "tls_rpt.missing fail info" }, ours("sts-big"))
   end)
 
   it("a certificate not valid for mta-sts.<domain>: no request is sent", function()
@@ -170,7 +170,7 @@ describe("MTA-STS and TLS-RPT on the lab #integration", function()
     assert.equal("certificate does not name mta-sts.sts-badcert.example.test", m.fetch.error)
     assert.equal("CN=other.example.org", m.fetch.verify.leaf_subject)
     assert.is_nil(m.fetch.http)
-    assert.same({ "mta_sts.fetch-untrusted fail warning", "tls_rpt.none fail info" }, ours("sts-badcert"))
+    assert.same({ "mta_sts.fetch-untrusted fail warning", "tls_rpt.missing fail info" }, ours("sts-badcert"))
   end)
 
   it("two v=STSv1 records: no policy, though the policy itself is fine", function()
@@ -179,7 +179,7 @@ describe("MTA-STS and TLS-RPT on the lab #integration", function()
     assert.equal(2, #m.records)
     assert.is_true(m.parsed.valid)
     assert.is_nil(m.policy)
-    assert.same({ "mta_sts.txt-several fail warning", "tls_rpt.none fail info" }, ours("sts-twotxt"))
+    assert.same({ "mta_sts.txt-several fail warning", "tls_rpt.none na info" }, ours("sts-twotxt"))
   end)
 
   it("an id that is not letters and digits: the record is invalid", function()
@@ -187,7 +187,7 @@ describe("MTA-STS and TLS-RPT on the lab #integration", function()
     assert.equal("invalid", m.txt_status)
     assert.is_false(m.records[1].valid)
     assert.is_nil(m.policy)
-    assert.same({ "mta_sts.txt-invalid fail warning", "tls_rpt.none fail info" }, ours("sts-badid"))
+    assert.same({ "mta_sts.txt-invalid fail warning", "tls_rpt.none na info" }, ours("sts-badid"))
   end)
 
   it("a policy served without a TXT record is reported", function()
@@ -195,7 +195,7 @@ describe("MTA-STS and TLS-RPT on the lab #integration", function()
     assert.equal("none", m.txt_status)
     assert.equal("ok", m.fetch.status)
     assert.is_nil(m.policy)
-    assert.same({ "mta_sts.policy-without-txt fail warning", "tls_rpt.none fail info" }, ours("sts-notxt"))
+    assert.same({ "mta_sts.policy-without-txt fail warning", "tls_rpt.none na info" }, ours("sts-notxt"))
   end)
 
   it("a TXT record whose host has no address: no connection, a finding", function()
@@ -204,7 +204,7 @@ describe("MTA-STS and TLS-RPT on the lab #integration", function()
     assert.equal("nxdomain", m.host_a.status)
     assert.same({ status = "no-address", url = "https://mta-sts.sts-nohost.example.test/.well-known/mta-sts.txt",
       port = 443, error = "mta-sts.sts-nohost.example.test has no address", time_ms = 0 }, m.fetch)
-    assert.same({ "mta_sts.fetch-no-address fail warning", "tls_rpt.none fail info" }, ours("sts-nohost"))
+    assert.same({ "mta_sts.fetch-no-address fail warning", "tls_rpt.missing fail info" }, ours("sts-nohost"))
   end)
 
   it("a domain without MTA-STS costs no connection: no fetch at all", function()
@@ -220,10 +220,10 @@ describe("MTA-STS and TLS-RPT on the lab #integration", function()
   end)
 
   it("TLS-RPT: one good record, a bad scheme, two records, no rua", function()
-    assert.same({ "mta_sts.none fail info", "tls_rpt.ok pass ok" }, ours("good"))
-    assert.same({ "mta_sts.none fail info", "tls_rpt.bad-scheme fail warning" }, ours("rpt-badscheme"))
-    assert.same({ "mta_sts.none fail info", "tls_rpt.several fail warning" }, ours("rpt-two"))
-    assert.same({ "mta_sts.none fail info", "tls_rpt.no-rua fail warning" }, ours("rpt-norua"))
+    assert.same({ "mta_sts.none na info", "tls_rpt.ok pass ok" }, ours("good"))
+    assert.same({ "mta_sts.none na info", "tls_rpt.bad-scheme fail warning" }, ours("rpt-badscheme"))
+    assert.same({ "mta_sts.none na info", "tls_rpt.several fail warning" }, ours("rpt-two"))
+    assert.same({ "mta_sts.none na info", "tls_rpt.no-rua fail warning" }, ours("rpt-norua"))
     assert.same({ "mailto:tlsrpt@good.example.test", "ftp://reports.example.test/tlsrpt" },
       F["rpt-badscheme"].tls_rpt.records[1].rua)
   end)

@@ -92,7 +92,7 @@ describe("report.text.render #unit", function()
         cols[#cols + 1] = line:find(rest, 1, true)
       end
     end
-    assert.equal(17, #cols) -- ok, warning and info lines of the two targets and the domain (tls_rpt.none among them)
+    assert.equal(16, #cols) -- ok, warning and info lines of the two targets and the domain
     for i = 2, #cols do assert.equal(cols[1], cols[i]) end
   end)
 

@@ -223,6 +223,8 @@ local function run(facts)
     out[#out + 1] = { code = "mta_sts.txt-dns-error", state = "untested",
       message = string.format("the _mta-sts.%s TXT query failed (%s)", domain, tostring(q.status)),
       evidence = U.str(q.error) or tostring(q.status) }
+    -- whether a policy is published is unknown: the fetch proves nothing
+    return out
   elseif ts == "several" then
     local texts = {}
     for _, r in ipairs(records) do texts[#texts + 1] = tostring(type(r) == "table" and r.text) end
@@ -242,7 +244,7 @@ local function run(facts)
           .. "senders never fetch it", host, domain),
         evidence = "policy mode " .. tostring(parsed.mode) }
     else
-      out[#out + 1] = { code = "mta_sts.none", state = "fail",
+      out[#out + 1] = { code = "mta_sts.none", state = "na",
         message = "no MTA-STS policy is published (no _mta-sts TXT record)" }
     end
     return out

@@ -3,9 +3,9 @@
 -- What:   exactly one TXT record starting with "v=TLSRPTv1" at
 --         _smtp._tls.<domain> (§3: with several, senders send no reports),
 --         with a rua field of one or more URIs, each mailto: or https:
---         (§3). No record is info -- recommended (a warning-free "info")
---         when the domain publishes MTA-STS or DANE, whose failures are
---         what TLS-RPT reports.
+--         (§3). No record: not applicable (tls_rpt.none), or an info
+--         finding (tls_rpt.missing) when the domain publishes MTA-STS or
+--         DANE, whose failures are what TLS-RPT reports.
 -- Needs:  facts.kind, facts.tls_rpt (gatherer tls_rpt), facts.mta_sts.txt_status
 --         and facts.mx[i].tlsa (the DANE gatherer's, when present) to say
 --         whether a report would be useful.
@@ -21,8 +21,9 @@ local U = require "mxprobe.checks.util"
 local CODES = {
   ["tls_rpt"] = { severity = "info", weight = 0 },
   ["tls_rpt.ok"] = { severity = "ok", weight = 0 },
-  ["tls_rpt.none"] = { severity = "info", weight = 0,
-    fix = "Publish \"v=TLSRPTv1; rua=mailto:ADDRESS\" at _smtp._tls.DOMAIN to receive reports of senders' TLS failures (RFC 8460); most useful with MTA-STS or DANE." },
+  ["tls_rpt.none"] = { severity = "info", weight = 0 },
+  ["tls_rpt.missing"] = { severity = "info", weight = 0,
+    fix = "Publish \"v=TLSRPTv1; rua=mailto:ADDRESS\" at _smtp._tls.DOMAIN to receive senders' reports of the MTA-STS or DANE failures they meet (RFC 8460)." },
   ["tls_rpt.dns-error"] = { severity = "warning", weight = 5,
     fix = "Check the domain's name servers: the _smtp._tls TXT query failed." },
   ["tls_rpt.several"] = { severity = "warning", weight = 10,
@@ -66,10 +67,12 @@ local function run(facts)
         evidence = U.str(q.error) or tostring(q.status) } }
     end
     local why = protected(facts)
-    return { { code = "tls_rpt.none", state = "fail",
-      message = why
-        and string.format("no TLS-RPT record, though the domain publishes %s: its failures go unreported", why)
-        or "no TLS-RPT record (_smtp._tls TXT)" } }
+    if why then
+      return { { code = "tls_rpt.missing", state = "fail",
+        message = string.format("no TLS-RPT record, though the domain publishes %s: its failures go unreported",
+          why) } }
+    end
+    return { { code = "tls_rpt.none", state = "na", message = "no TLS-RPT record (_smtp._tls TXT)" } }
   end
   if #records > 1 then
     local texts = {}

@@ -416,8 +416,10 @@ function M.run(facts, ctx)
       if type(r.address) == "string" then addresses[#addresses + 1] = r.address end
     end
   end
-  -- a domain with neither record nor host: nothing to connect to
-  if #addresses == 0 and out.txt_status == "none" then return out end
+  -- nothing to connect to: no record and no host, or a host that does not
+  -- resolve while the record could not be read either
+  local published = out.txt_status == "ok" or out.txt_status == "several" or out.txt_status == "invalid"
+  if #addresses == 0 and not published then return out end
   local o = ctx.options
   local fetch, body = M.fetch(addresses, M.PORT, host, {
     deadline = core.now() + o.timeout * 1000, ca_file = o.ca_file, version = ctx.run and ctx.run.tool.version,
