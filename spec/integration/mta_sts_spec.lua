@@ -76,13 +76,14 @@ describe("MTA-STS and TLS-RPT on the lab #integration", function()
     assert.is_true(m.parsed.valid)
     -- the contract the per-MX regime reads
     assert.same({ mode = "enforce", mx = { "mx1.good.example.test" }, max_age = 86400, id = "2026120601" }, m.policy)
-    assert.same({ "mta_sts.mx-ok pass ok 127.0.1.1", "mta_sts.ok pass ok", "tls_rpt.missing fail info" },
+    assert.same({ "mta_sts.mx-ok pass ok mx1.good.example.test", "mta_sts.ok pass ok", "tls_rpt.missing fail info" },
       ours("sts-enforce"))
   end)
 
   it("testing, the MX's certificate names another host: a warning, not critical", function()
     assert.equal("testing", sts("sts-testing").policy.mode)
-    assert.same({ "mta_sts.mx-tls-testing fail warning 127.0.3.1", "mta_sts.ok pass ok", "tls_rpt.missing fail info" },
+    assert.same({ "mta_sts.mx-tls-testing fail warning mx.wrongname.example.test", "mta_sts.ok pass ok",
+      "tls_rpt.missing fail info" },
       ours("sts-testing"))
   end)
 
@@ -101,7 +102,7 @@ describe("MTA-STS and TLS-RPT on the lab #integration", function()
 
   it("a wildcard matches exactly one leftmost label: *.good.example.test covers mx1.good", function()
     assert.same({ "*.good.example.test" }, sts("sts-wildcard").policy.mx)
-    assert.same({ "mta_sts.mx-ok pass ok 127.0.1.1", "mta_sts.ok pass ok", "tls_rpt.missing fail info" },
+    assert.same({ "mta_sts.mx-ok pass ok mx1.good.example.test", "mta_sts.ok pass ok", "tls_rpt.missing fail info" },
       ours("sts-wildcard"))
   end)
 
@@ -112,7 +113,8 @@ describe("MTA-STS and TLS-RPT on the lab #integration", function()
   end)
 
   it("enforce, the MX's certificate expired: critical", function()
-    assert.same({ "mta_sts.mx-tls fail critical 127.0.2.1", "mta_sts.ok pass ok", "tls_rpt.missing fail info" },
+    assert.same({ "mta_sts.mx-tls fail critical mx.expired.example.test", "mta_sts.ok pass ok",
+      "tls_rpt.missing fail info" },
       ours("sts-expired"))
   end)
 

@@ -171,7 +171,8 @@ describe("docs/codes.md #unit", function()
     -- Debian 12's OpenSSL)
     local n = 0
     for _ in pairs(emitted) do n = n + 1 end
-    assert.equal(62, n) -- with mta_sts (untested), tls_rpt.none/.ok/.dns-error and tls_rpt (na)
+    assert.equal(66, n) -- issue 8: mta_sts (untested), tls_rpt.none/.ok/.dns-error/.missing, tls_rpt (na),
+    -- mta_sts.ok, mta_sts.mx-not-listed (fixture mtasts), mta_sts.mx-tls-testing (mtasts-testing)
     assert.is_nil(emitted["smtp.banner.slow"])
     assert.is_true(emitted["relay.accepts-any"] and emitted["relay.control-rejected"])
   end)

@@ -210,3 +210,39 @@ describe("mta_sts.parse_policy on random and mutated policies #unit", function()
     assert.is_true(valid > 100, valid)   -- the mutations kept some policies valid
   end)
 end)
+
+describe("check mta_sts on saved lab facts #unit", function()
+  local fixtures = require "fixtures.facts._load"
+  local judge = require "mxprobe.judge"
+
+  local function ours(name)
+    local out = {}
+    for _, f in ipairs(judge.run(fixtures.load(name)).findings) do
+      if f.code:match("^mta_sts") or f.code:match("^tls_rpt") then
+        out[#out + 1] = ("%s %s %s %s"):format(f.code, f.state, f.severity, f.target and f.target.mx or "-")
+      end
+    end
+    table.sort(out)
+    return out
+  end
+
+  it("calls an MX an enforce policy does not list critical", function()
+    assert.same({ "mta_sts.mx-not-listed fail critical mx1.good.example.test", "mta_sts.ok pass ok -",
+      "tls_rpt.missing fail info -" }, ours("mtasts"))
+    assert.equal("critical", judge.run(fixtures.load("mtasts")).verdict)
+  end)
+
+  it("calls a wrong-name certificate under a testing policy a warning", function()
+    assert.same({ "mta_sts.mx-tls-testing fail warning mx.wrongname.example.test", "mta_sts.ok pass ok -",
+      "tls_rpt.missing fail info -" }, ours("mtasts-testing"))
+  end)
+
+  it("is not run on facts gathered without it (never 'no MTA-STS'), and says untested when run", function()
+    assert.same({ "tls_rpt.ok pass ok -" }, ours("good"))
+    local check = require "mxprobe.checks.mta_sts"
+    local f = check.run(fixtures.load("good"), {})
+    assert.equal(1, #f)
+    assert.equal("mta_sts", f[1].code)
+    assert.equal("untested", f[1].state)
+  end)
+end)

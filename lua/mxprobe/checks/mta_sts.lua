@@ -12,8 +12,8 @@
 --         a report (warning), in none mode nothing is enforced (info).
 -- Needs:  facts.kind, facts.mta_sts (gatherer mta_sts), facts.mx[i].name,
 --         facts.targets[i].{mx, address, smtp.{starttls, tls, verify}}.
--- Scope:  the domain (target nil), each MX host (target = {mx}) and each
---         target (target = {mx, address}).
+-- Scope:  the domain (target nil) and each MX host (target = {mx}; the
+--         TLS of all its addresses in one finding).
 -- Example finding:
 --   { code = "mta_sts.mx-not-listed", severity = "critical", state = "fail",
 --     target = { mx = "mx2.example.org" },
@@ -160,40 +160,50 @@ local function tls_verdict(t)
   return true
 end
 
+-- per MX host: covered by a pattern? and the TLS of each of its targets
 local function mx_findings(facts, policy, out)
   local mode = policy.mode
   local patterns = U.list(policy.mx)
   local listed = {}
   for _, p in ipairs(patterns) do listed[#listed + 1] = tostring(p) end
   local evidence = "policy mode " .. tostring(mode) .. ", mx: " .. U.cut(table.concat(listed, ", "), 400, "…")
-  local covered = {}
+  local targets = {}
+  for _, t in ipairs(U.list(facts.targets)) do
+    if type(t) == "table" and U.str(t.mx) then
+      targets[t.mx] = targets[t.mx] or {}
+      table.insert(targets[t.mx], t)
+    end
+  end
   for _, mx in ipairs(U.list(facts.mx)) do
     local name = U.str(type(mx) == "table" and mx.name)
     if name then
-      local by = G.covered(patterns, name)
-      covered[name] = by ~= nil
-      if not by then
-        out[#out + 1] = { code = "mta_sts.mx-not-listed" .. SUFFIX[mode], state = "fail",
-          target = { mx = name },
+      local ref = { mx = name }
+      if not G.covered(patterns, name) then
+        out[#out + 1] = { code = "mta_sts.mx-not-listed" .. SUFFIX[mode], state = "fail", target = ref,
           message = string.format("MX %s is not covered by the %s policy%s", name, mode,
             mode == "enforce" and ": senders that implement MTA-STS will not deliver to it"
             or mode == "testing" and ": senders report it (and would refuse it in enforce mode)"
             or " (mode none: nothing is enforced)"),
           evidence = evidence }
-      end
-    end
-  end
-  for _, t in ipairs(U.list(facts.targets)) do
-    if type(t) == "table" and U.str(t.mx) then
-      local ok, why = tls_verdict(t)
-      if ok == false and mode ~= "none" then
-        out[#out + 1] = { code = "mta_sts.mx-tls" .. SUFFIX[mode], state = "fail", target = U.target_ref(t),
-          message = string.format("%s fails the %s policy's TLS requirement: %s", U.target_name(t), mode, why),
-          evidence = why }
-      elseif ok == true and covered[t.mx] then
-        out[#out + 1] = { code = "mta_sts.mx-ok", state = "pass", target = U.target_ref(t),
-          message = string.format("%s is covered by the %s policy and its certificate verifies",
-            U.target_name(t), mode) }
+      else
+        local bad, good = {}, 0
+        for _, t in ipairs(targets[name] or {}) do
+          local ok, why = tls_verdict(t)
+          if ok == false then
+            bad[#bad + 1] = string.format("%s: %s", tostring(t.address), why)
+          elseif ok == true then
+            good = good + 1
+          end
+        end
+        if #bad > 0 and mode ~= "none" then
+          out[#out + 1] = { code = "mta_sts.mx-tls" .. SUFFIX[mode], state = "fail", target = ref,
+            message = string.format("MX %s fails the %s policy's TLS requirement: %s", name, mode,
+              U.cut(table.concat(bad, "; "), 300, "…")),
+            evidence = table.concat(bad, "; ") }
+        elseif #bad == 0 and good > 0 then
+          out[#out + 1] = { code = "mta_sts.mx-ok", state = "pass", target = ref,
+            message = string.format("MX %s is covered by the %s policy and its certificate verifies", name, mode) }
+        end
       end
     end
   end

@@ -360,8 +360,9 @@ end
 
 --- Fetches the policy of servername from the first of addresses that
 -- accepts a connection (a refused or unreachable one: the next), on port
--- (M.PORT); opts = { deadline (monotonic ms), ca_file, version }. Must run
--- inside a task of mxprobe.loop. Returns the fetch record (schema
+-- (M.PORT); opts = { deadline (monotonic ms), ca_file, version, semaphore =
+-- function(address, port) -> the run's per-address cap (optional) }. Must
+-- run inside a task of mxprobe.loop. Returns the fetch record (schema
 -- M.fetch_schema) and the raw body when a response came.
 function M.fetch(addresses, port, servername, opts)
   local start = core.now()
@@ -374,8 +375,14 @@ function M.fetch(addresses, port, servername, opts)
   for i, a in ipairs(addresses) do
     if i > M.ADDRESSES_MAX then break end
     rec.address = a
-    local why
-    body, why = fetch_one(rec, a, port, servername, opts, opts.deadline)
+    -- one of the run's per-address slots, as for SMTP: many domains may
+    -- host their policies at one provider's address
+    local slot = opts.semaphore and opts.semaphore(a, port)
+    if slot then slot:acquire() end
+    local ok, b, why = pcall(fetch_one, rec, a, port, servername, opts, opts.deadline)
+    if slot then slot:release() end
+    if not ok then error(b, 0) end
+    body = b
     if why ~= "connect" or core.now() >= opts.deadline then break end
     rec.attempts = rec.attempts or {}
     rec.attempts[#rec.attempts + 1] = { address = a, status = rec.status, error = rec.error }
@@ -423,6 +430,7 @@ function M.run(facts, ctx)
   local o = ctx.options
   local fetch, body = M.fetch(addresses, M.PORT, host, {
     deadline = core.now() + o.timeout * 1000, ca_file = o.ca_file, version = ctx.run and ctx.run.tool.version,
+    semaphore = function(address, port) return ctx:semaphore(address, port) end,
   })
   out.fetch = fetch
   if fetch.status == "ok" and fetch.http.status == 200 then out.parsed = M.parse_policy(body or "") end
