@@ -246,3 +246,42 @@ describe("check mta_sts on saved lab facts #unit", function()
     assert.equal("untested", f[1].state)
   end)
 end)
+
+describe("check tls_rpt #unit", function()
+  local check = require "mxprobe.checks.tls_rpt"
+  local rpt = require "mxprobe.gather.tls_rpt"
+
+  -- the findings of one record text (or none) on a domain's facts
+  local function run(texts, extra)
+    local records = {}
+    for _, t in ipairs(texts) do records[#records + 1] = rpt.parse(t) end
+    local facts = { kind = "domain", domain = "example.test", mx = {}, targets = {},
+      tls_rpt = { query = { name = "_smtp._tls.example.test", type = "TXT",
+        status = #texts > 0 and "ok" or "nxdomain", records = {} }, records = records } }
+    for k, v in pairs(extra or {}) do facts[k] = v end
+    local out = {}
+    for _, f in ipairs(check.run(facts, {})) do out[#out + 1] = f.code .. " " .. f.state end
+    return out
+  end
+
+  it("takes mailto: and https: in any case, and nothing else", function()
+    assert.same({ "tls_rpt.ok pass" }, run { "v=TLSRPTv1; rua=MAILTO:a@example.test,HTTPS://r.example.test/x" })
+    assert.same({ "tls_rpt.bad-scheme fail" }, run { "v=TLSRPTv1; rua=http://r.example.test/x" })
+    assert.same({ "tls_rpt.bad-scheme fail" }, run { "v=TLSRPTv1; rua=a@example.test" })
+  end)
+
+  it("wants a rua with at least one URI, and one record", function()
+    assert.same({ "tls_rpt.no-rua fail" }, run { "v=TLSRPTv1; rua=" })
+    assert.same({ "tls_rpt.no-rua fail" }, run { "v=TLSRPTv1;" })
+    assert.same({ "tls_rpt.several fail" },
+      run { "v=TLSRPTv1; rua=mailto:a@x.test", "v=TLSRPTv1; rua=mailto:b@x.test" })
+  end)
+
+  it("recommends a record only where MTA-STS or DANE is published", function()
+    assert.same({ "tls_rpt.none na" }, run {})
+    assert.same({ "tls_rpt.missing fail" }, run({}, { mta_sts = { txt_status = "ok" } }))
+    assert.same({ "tls_rpt.missing fail" }, run({}, { mx = { { name = "mx.example.test",
+      tlsa = { records = { { usage = 3, selector = 1, mtype = 1, data = "00" } } } } } }))
+    assert.same({ "tls_rpt.none na" }, run({}, { mta_sts = { txt_status = "several" } }))
+  end)
+end)
