@@ -69,6 +69,10 @@ build = {
     ["mxprobe.gather.mx"] = "lua/mxprobe/gather/mx.lua",
     ["mxprobe.gather.smtp"] = "lua/mxprobe/gather/smtp.lua",
     ["mxprobe.gather.tls_rpt"] = "lua/mxprobe/gather/tls_rpt.lua",
+    -- MTA-STS and TLS-RPT (issue 8)
+    ["mxprobe.gather.mta_sts"] = "lua/mxprobe/gather/mta_sts.lua",
+    ["mxprobe.checks.mta_sts"] = "lua/mxprobe/checks/mta_sts.lua",
+    ["mxprobe.checks.tls_rpt"] = "lua/mxprobe/checks/tls_rpt.lua",
     ["mxprobe.json"] = "lua/mxprobe/json.lua",
     ["mxprobe.judge"] = "lua/mxprobe/judge.lua",
     ["mxprobe.loop"] = "lua/mxprobe/loop.lua",

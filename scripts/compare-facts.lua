@@ -14,6 +14,7 @@ local SKIP = {
   time_ms = true, t_ms = true, handshake_ms = true, first_byte_ms = true, started = true,
   finished = true, ttl = true, run = true, source = true, chain_pem = true, protocols = true,
   tls_rpt = true,
+  mta_sts = true,   -- MTA-STS (issue 8): new in v2
 }
 
 local function load(path)

@@ -10,6 +10,8 @@ libssl-dev openssl lua-busted lua-check lua-cjson lua-argparse luarocks
 postfix nsd unbound python3 procps iproute2 clang libclang-rt-dev valgrind"
 # reports (issue 11): the HTML report is rendered in headless chromium by its spec
 PKGS="$PKGS chromium"
+# MTA-STS (issue 8): the lab's HTTPS server for the policies
+PKGS="$PKGS nginx"
 
 missing=""
 for p in $PKGS; do

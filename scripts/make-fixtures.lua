@@ -48,6 +48,10 @@ local SOURCES = {
   nomx = { query = "mx.noaddr.example.test" },
   weakkey = { query = "weakkey.example.test" },
   tls12 = { query = "tls12.example.test" },
+  -- MTA-STS (issue 8): an enforce policy that does not list the MX, and a
+  -- testing policy whose MX's certificate names another host
+  mtasts = { query = "sts-notlisted.example.test" },
+  ["mtasts-testing"] = { query = "sts-testing.example.test" },
   heloonly = { peer = "helo-only" },
   silent = { peer = "no-banner" },
   ["throttled-banner"] = { peer = "421-banner" },

@@ -3,6 +3,7 @@
 
   peer.py smtp --listen 127.0.66.1:2525 --fault NAME [--cert F --key F] [--code N] [--delay S]
   peer.py dns  --listen 127.0.66.53:5300 --fault NAME [--a ADDR] [--count N]
+  peer.py https --listen 127.0.66.200:443 --fault NAME [--cert F --key F] [--delay S]
 
 Used only for faults real servers in the lab can't be configured to produce.
 Listens on loopback only (127.0.0.0/8 or ::1; anything else is refused),
@@ -99,6 +100,24 @@ every question):
                     NUL, BEL, invalid UTF-8 and dots; A answered normally
   servfail          RCODE SERVFAIL
   no-answer         silence (UDP and TCP)
+  mta-sts           normal, and the TXT of any _mta-sts.D is "v=STSv1;
+                    id=hostile1" (MTA-STS, issue 8)
+
+HTTPS faults (MTA-STS policy fetch, issue 8): TLS with normal.pem (names
+mx.hostile.test and *.hostile.test, so mta-sts.hostile.test verifies), the
+request read (its header section, at most 64 KiB), then:
+
+  normal            200 text/plain, a valid enforce policy for mx.hostile.test
+  endless-headers   "HTTP/1.1 200 OK" and header fields, forever
+  huge-body         Content-Length: 10485760 and 10 MB of body
+  huge-body-close   no Content-Length, 10 MB of body, then close
+  cl-short          Content-Length: 1000, the 80-byte policy, then close
+  cl-long           Content-Length: 20, then the whole policy
+  chunk-overflow    chunked, a chunk size of 24 hex digits (overflows 64 bits)
+  drip              the normal response, one byte every --delay seconds
+  hostile-policy    200 text/plain, a policy with NULs, ANSI/OSC escapes, a
+                    bidi override and invalid UTF-8 in its values, and a
+                    header value of 8-bit bytes
 """
 import argparse
 import ipaddress
@@ -130,7 +149,9 @@ SMTP_FAULTS = ("normal", "no-banner", "drip-banner", "endless-continuation", "hu
                ) + CERT_FAULTS
 DNS_FAULTS = ("normal", "wrong-id", "wrong-question", "truncated-no-tcp", "compression-loop",
               "many-mx", "many-mx-udp", "mx-cname-self", "cname-loop", "hostile-names",
-              "many-targets", "servfail", "no-answer")
+              "many-targets", "servfail", "no-answer", "mta-sts")
+HTTPS_FAULTS = ("normal", "endless-headers", "huge-body", "huge-body-close", "cl-short", "cl-long",
+                "chunk-overflow", "drip", "hostile-policy")
 
 
 def die(msg):
@@ -516,7 +537,7 @@ def smtp_main(args):
 
 # ----------------------------------------------------------------- DNS ----
 
-T_A, T_CNAME, T_MX, T_AAAA = 1, 5, 15, 28
+T_A, T_CNAME, T_MX, T_TXT, T_AAAA = 1, 5, 15, 16, 28
 
 
 def encode_name(name):
@@ -630,6 +651,9 @@ class Dns:
             return self.message(qid, qflags, question, [
                 rr(QNAME_PTR, T_MX, struct.pack("!H", 10 + i) + bytes([len(l)]) + l + QNAME_PTR)
                 for i, l in enumerate(labels)])
+        if f == "mta-sts" and qtype == T_TXT and qname.lower().startswith("_mta-sts."):
+            txt = b"v=STSv1; id=hostile1"
+            return self.message(qid, qflags, question, [rr(QNAME_PTR, T_TXT, bytes([len(txt)]) + txt)])
         if f == "mx-cname-self" and qtype in (T_A, T_AAAA):
             alias = encode_name("alias." + qname)
             return self.message(qid, qflags, question, [
@@ -717,9 +741,115 @@ def dns_main(args):
         time.sleep(3600)
 
 
+# ------------------------------------------------ HTTPS (MTA-STS, issue 8) ----
+
+POLICY = b"version: STSv1\r\nmode: enforce\r\nmx: mx.hostile.test\r\nmax_age: 86400\r\n"
+HOSTILE_POLICY = (b"version: STSv1\r\nmode: enforce\x00\r\n"
+                  b"mx: mx.hostile.test\x00.evil.example\r\n"
+                  b"mx: \x1b[2J\x1b]52;c;ZWNobyBwd25lZA==\x07x.hostile.test\r\n"
+                  b"mx: \xe2\x80\xaeevil\xe2\x80\xac.hostile.test\r\n"
+                  b"max_age: \x1b]8;;https://evil.example/\x1b\\86400\r\n"
+                  b"\xff\xfe\xc3\x28: \x1b[31mjunk\r\n")
+
+
+def http_head(status, fields):
+    return ("HTTP/1.1 %s\r\n" % status).encode() + b"".join(f + b"\r\n" for f in fields) + b"\r\n"
+
+
+class Https:
+    def __init__(self, fault, ctx, delay):
+        self.fault = fault
+        self.ctx = ctx
+        self.delay = delay
+
+    def serve(self, sock, peer):
+        log("client: %s" % endpoint(peer))
+        sock.settimeout(IO_TIMEOUT)
+        try:
+            tls = self.ctx.wrap_socket(sock, server_side=True)
+        except (OSError, ValueError) as e:
+            log("tls: %s" % e)
+            sock.close()
+            return
+        try:
+            req = b""
+            while b"\r\n\r\n" not in req and len(req) < 65536:
+                d = tls.recv(4096)
+                if not d:
+                    return
+                req += d
+            log("request: %s" % ascii(req.split(b"\r\n")[0]))
+            self.respond(tls)
+            graceful_close(tls)
+        except (OSError, ValueError):
+            pass
+        finally:
+            try:
+                tls.close()
+            except OSError:
+                pass
+
+    def respond(self, c):
+        f = self.fault
+        plain = [b"Content-Type: text/plain", b"Connection: close"]
+        if f == "normal":
+            c.sendall(http_head("200 OK", plain + [b"Content-Length: %d" % len(POLICY)]) + POLICY)
+        elif f == "endless-headers":
+            c.sendall(b"HTTP/1.1 200 OK\r\n")
+            end = time.monotonic() + HOLD
+            i = 0
+            while time.monotonic() < end:
+                c.sendall(b"X-Filler-%d: %s\r\n" % (i, b"a" * 100))
+                i += 1
+        elif f in ("huge-body", "huge-body-close"):
+            fields = plain + ([b"Content-Length: 10485760"] if f == "huge-body" else [])
+            c.sendall(http_head("200 OK", fields))
+            block = (b"padding: " + b"x" * 1013 + b"\r\n") * 64   # 64 KiB
+            for _ in range(160):                                     # 10 MiB
+                c.sendall(block)
+        elif f == "cl-short":
+            c.sendall(http_head("200 OK", plain + [b"Content-Length: 1000"]) + POLICY)
+        elif f == "cl-long":
+            c.sendall(http_head("200 OK", plain + [b"Content-Length: 20"]) + POLICY)
+        elif f == "chunk-overflow":
+            c.sendall(http_head("200 OK", plain + [b"Transfer-Encoding: chunked"])
+                      + b"ffffffffffffffffffffffff\r\n" + POLICY)
+        elif f == "drip":
+            for b in http_head("200 OK", plain + [b"Content-Length: %d" % len(POLICY)]) + POLICY:
+                c.sendall(bytes([b]))
+                time.sleep(self.delay)
+        elif f == "hostile-policy":
+            c.sendall(http_head("200 OK", plain + [b"X-Evil: \xff\xfe\xc3\x28 \xe2\x80\xae",
+                                                   b"Content-Length: %d" % len(HOSTILE_POLICY)])
+                      + HOSTILE_POLICY)
+
+
+def https_main(args):
+    if args.fault not in HTTPS_FAULTS:
+        die("unknown HTTPS fault %r (one of: %s)" % (args.fault, " ".join(HTTPS_FAULTS)))
+    cert = args.cert or os.path.join(HERE, "certs", "normal.pem")
+    key = args.key or os.path.join(HERE, "certs", "normal.key")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    ctx.sni_callback = log_sni
+    family, addr, port = parse_listen(args.listen)
+    srv = socket.socket(family, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        srv.bind((addr, port))
+    except OSError as e:
+        die("cannot listen on %s: %s" % (args.listen, e))
+    srv.listen(64)
+    print("ready", flush=True)
+    h = Https(args.fault, ctx, args.delay)
+    while True:
+        conn, peer = srv.accept()
+        spawn(h.serve, conn, peer)
+
+
 def main():
     p = argparse.ArgumentParser(prog="peer.py", description="mxprobe's hostile peer (loopback only)")
-    p.add_argument("mode", choices=("smtp", "dns"))
+    p.add_argument("mode", choices=("smtp", "dns", "https"))
     p.add_argument("--listen", required=True, help="ADDR:PORT on loopback")
     p.add_argument("--fault", default="normal")
     p.add_argument("--cert", help="SMTP: PEM chain for STARTTLS (leaf first)")
@@ -732,6 +862,8 @@ def main():
     try:
         if args.mode == "smtp":
             smtp_main(args)
+        elif args.mode == "https":
+            https_main(args)
         else:
             dns_main(args)
     except KeyboardInterrupt:

@@ -2,15 +2,15 @@
 # The mxprobe test lab: real DNS and SMTP servers on loopback addresses.
 #
 #   sh spec/lab/lab.sh up       make CA, keys, zone and configs; start NSD,
-#                               Unbound, Postfix and the blackhole; wait
-#                               until every server answers
+#                               Unbound, Postfix, nginx and the blackhole;
+#                               wait until every server answers
 #   sh spec/lab/lab.sh down     stop what "up" started; remove the state
 #   sh spec/lab/lab.sh status   what runs, and on which sockets
 #   sh spec/lab/lab.sh check    talk to every scenario and print a table
 #
 # Everything the lab makes lives in spec/lab/state/; see spec/lab/README.md
 # for the scenarios. Needs root (ports 25 and 53) and the Debian packages
-# postfix nsd unbound ldnsutils openssl python3 (scripts/install-deps.sh).
+# postfix nsd unbound ldnsutils openssl python3 nginx (scripts/install-deps.sh).
 set -u
 
 LAB=$(cd "$(dirname "$0")" && pwd)
@@ -32,6 +32,9 @@ SMTP_ADDRS="127.0.1.1 127.0.1.2 127.0.2.1 127.0.3.1 127.0.4.1 127.0.5.1
 127.0.15.1 127.0.16.1 127.0.17.1 [::1]"
 CLOSED_ADDR=127.0.11.1
 BLACKHOLE_ADDR=127.0.12.1
+# MTA-STS (issue 8): nginx serving the policies, port 443, by SNI
+NGINX=$STATE/nginx
+NGINX_ADDR=127.0.30.1
 
 PATH=$PATH:/usr/sbin:/sbin
 export PATH
@@ -49,6 +52,7 @@ components() {
 	nsd $DNS/nsd.pid nsd
 	unbound $DNS/unbound.pid unbound
 	blackhole $STATE/blackhole.pid python3
+	nginx $STATE/nginx/nginx.pid nginx
 	EOF
 }
 
@@ -305,16 +309,49 @@ make_postfix() {
 	# "postfix start" creates the queue's subdirectories (post-install create-missing)
 }
 
+# MTA-STS (issue 8): nginx's config, certificates and policies. Each
+# scenario's policy is spec/lab/mta-sts/<scenario>.txt (the enforce one when
+# there is none: the case is in its DNS records or its nginx server).
+STS_SERVED="sts-enforce sts-testing sts-none sts-notlisted sts-wildcard sts-deep sts-expired
+sts-invalid sts-twotxt sts-badid sts-notxt"
+STS_NAMES="$STS_SERVED sts-404 sts-redirect sts-ctype sts-big"
+
+make_nginx() {
+	n=example.test
+	mkdir -p "$NGINX/tmp" "$NGINX/www/empty" "$NGINX/www/big/.well-known" &&
+	sans=$(for d in $STS_NAMES; do printf 'DNS:mta-sts.%s.%s,' "$d" "$n"; done) &&
+	leaf mta-sts "mta-sts.sts-enforce.$n" "${sans%,}" &&
+	cp "$CA/mta-sts.key" "$NGINX/mta-sts.key" &&
+	cat "$CA/mta-sts.crt" "$CA/intermediate.pem" > "$NGINX/mta-sts.pem" &&
+	cp "$CA/wrongname.key" "$NGINX/wrongname.key" &&
+	cat "$CA/wrongname.crt" "$CA/intermediate.pem" > "$NGINX/wrongname.pem" &&
+	chmod 600 "$NGINX"/*.key "$CA/mta-sts.key" &&
+	for d in $STS_SERVED; do
+		w=$NGINX/www/mta-sts.$d.$n/.well-known
+		mkdir -p "$w" || return 1
+		src=$LAB/mta-sts/$d.txt
+		[ -f "$src" ] || src=$LAB/mta-sts/sts-enforce.txt
+		cp "$src" "$w/mta-sts.txt" || return 1
+	done &&
+	# a valid policy followed by 70,000 bytes of an unknown key's value
+	{ cat "$LAB/mta-sts/sts-enforce.txt"; printf 'padding: '; head -c 70000 /dev/zero | tr '\0' x; printf '\r\n'; } \
+		> "$NGINX/www/big/.well-known/mta-sts.txt" &&
+	chmod -R a+rX "$NGINX/www" &&
+	sed -e "s|@STATE@|$STATE|g" -e "s|@LAB@|$LAB|g" "$LAB/nginx.conf.in" > "$NGINX/nginx.conf"
+}
+
 # ------------------------------------------------------------ commands
 
 endpoints() {
 	echo "udp:$DNS_AUTH:53 tcp:$DNS_AUTH:53 udp:$DNS_RESOLVER:53 tcp:$DNS_RESOLVER:53"
 	for a in $SMTP_ADDRS $CLOSED_ADDR $BLACKHOLE_ADDR; do echo "tcp:$a:25"; done
+	echo "tcp:$NGINX_ADDR:443"
 }
 
 readiness() {
 	echo "dnsad:$DNS_RESOLVER:good.example.test:MX dns:$DNS_AUTH:good.example.test:MX"
 	for a in $SMTP_ADDRS; do echo "smtp:$a:25"; done
+	echo "https:$NGINX_ADDR:443:mta-sts.sts-enforce.example.test"
 }
 
 start_failed() { # what log
@@ -329,7 +366,7 @@ up() {
 	t0=$(date +%s.%N)
 	[ "$(id -u)" = 0 ] || die "must run as root (it listens on ports 25 and 53)"
 	case $STATE in *[[:space:]\|]*) die "the lab cannot run from a path with spaces: $STATE" ;; esac
-	for c in postfix nsd unbound ldns-keygen ldns-signzone openssl python3 ps ss awk; do
+	for c in postfix nsd unbound nginx ldns-keygen ldns-signzone openssl python3 ps ss awk; do
 		command -v "$c" >/dev/null 2>&1 || die "$c not found; run: sh scripts/install-deps.sh"
 	done
 	if running_any; then
@@ -343,7 +380,7 @@ up() {
 		warn "ports the lab needs are taken:"
 		echo "$busy" | sed 's/^/  /' >&2
 		warn "listening there now:"
-		ss -Hlntup 2>/dev/null | grep -E ':(25|53)[[:space:]]' | sed 's/^/  /' >&2
+		ss -Hlntup 2>/dev/null | grep -E ':(25|53|443)[[:space:]]' | sed 's/^/  /' >&2
 		exit 1
 	}
 
@@ -351,6 +388,7 @@ up() {
 	# interrupted half-way: stop what had started
 	trap 'stop_all >/dev/null 2>&1; warn "interrupted; logs kept in $STATE"; exit 1' INT TERM HUP
 	make_certs || { rm -rf "$STATE"; die "could not make the test CA"; }
+	make_nginx || { rm -rf "$STATE"; die "could not set up nginx"; }
 	make_zones > "$STATE/zone.log" 2>&1 || {
 		cat "$STATE/zone.log" >&2; rm -rf "$STATE"; die "could not sign the zones"
 	}
@@ -366,6 +404,8 @@ up() {
 		start_failed unbound "$DNS/unbound.log"
 	postfix -c "$PF" start </dev/null >> "$STATE/postfix-start.log" 2>&1 9<&- ||
 		start_failed postfix "$STATE/postfix-start.log"
+	nginx -p "$NGINX/" -c "$NGINX/nginx.conf" -e "$NGINX/error.log" </dev/null >> "$NGINX/start.log" 2>&1 9<&- ||
+		start_failed nginx "$NGINX/error.log"
 	i=0
 	while [ ! -s "$STATE/blackhole.pid" ] && [ "$i" -lt 50 ]; do
 		kill -0 "$blackhole_pid" 2>/dev/null || break
@@ -386,7 +426,8 @@ up() {
 	}
 	t1=$(date +%s.%N)
 	say "up in $(echo "$t0 $t1" | awk '{ printf "%.1f", $2 - $1 }')s: DNS $DNS_AUTH (NSD) and $DNS_RESOLVER (Unbound),"
-	say "SMTP on $(echo "$SMTP_ADDRS" | wc -w) addresses, blackhole $BLACKHOLE_ADDR, closed $CLOSED_ADDR;"
+	say "SMTP on $(echo "$SMTP_ADDRS" | wc -w) addresses, blackhole $BLACKHOLE_ADDR, closed $CLOSED_ADDR,"
+	say "HTTPS (nginx, MTA-STS) on $NGINX_ADDR:443;"
 	say "CA $CA/root.pem; state in $STATE"
 }
 
@@ -405,7 +446,7 @@ status() {
 		fi
 	done
 	echo "lab: sockets:"
-	ss -Hlntup 2>/dev/null | awk '$5 ~ /^(127\.0\.([0-9]+)\.[0-9]+|\[::1\]):(25|53)$/' |
+	ss -Hlntup 2>/dev/null | awk '$5 ~ /^(127\.0\.([0-9]+)\.[0-9]+|\[::1\]):(25|53|443)$/' |
 		awk '{ p = $7; for (i = 8; i <= NF; i++) p = p " " $i; printf "  %-4s %-18s %s\n", $1, $5, p }'
 	running_any && return 0 || return 1
 }

@@ -8,7 +8,9 @@
 
 ENDPOINT is tcp:ADDR:PORT or udp:ADDR:PORT (ADDR may be [::1]).
 CHECK is smtp:ADDR:PORT (a complete 220 greeting), dns:ADDR:NAME:TYPE (an
-answer) or dnsad:ADDR:NAME:TYPE (an answer with the AD bit set).
+answer), dnsad:ADDR:NAME:TYPE (an answer with the AD bit set) or
+https:ADDR:PORT:NAME (a TLS handshake with SNI NAME, then an HTTP status
+line to a GET of the MTA-STS policy; the certificate is not checked here).
 Everything stays on loopback: addresses outside 127.0.0.0/8 and ::1 are refused.
 """
 
@@ -18,6 +20,7 @@ import re
 import select
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -203,6 +206,28 @@ def banner_ok(addr, port, deadline):
     return False, last
 
 
+def https_ok(addr, port, name, deadline):
+    """MTA-STS (issue 8): nginx answers an HTTP request over TLS for name."""
+    last = "deadline"
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((addr, port), timeout=1.0) as raw:
+                with ctx.wrap_socket(raw, server_hostname=name) as s:
+                    s.sendall(f"GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: {name}\r\n"
+                              "Connection: close\r\n\r\n".encode())
+                    head = s.recv(64)
+                    if head.startswith(b"HTTP/1.1 "):
+                        return True, head.split(b"\r\n")[0].decode("latin-1")
+                    last = f"not HTTP: {head!r}"
+        except (OSError, TimeoutError, ssl.SSLError) as e:
+            last = str(e)
+        time.sleep(0.2)
+    return False, last
+
+
 def dns_ok(server, name, qtype, need_ad, deadline):
     last = "deadline"
     while time.monotonic() < deadline:
@@ -226,6 +251,10 @@ def wait(seconds, checks):
         if kind == "smtp":
             addr, port = split_hostport(rest)
             results[check] = banner_ok(addr, int(port), deadline)
+        elif kind == "https":
+            addr, rest2 = split_hostport(rest)
+            port, _, name = rest2.partition(":")
+            results[check] = https_ok(addr, int(port), name, deadline)
         else:
             addr, rest2 = split_hostport(rest)
             name, _, qtype = rest2.partition(":")
@@ -374,7 +403,56 @@ def check(state):
         print(f"| {name} | PTR | {rc.get(code, code)} | {'ad' if ad else '-'} | {an} |")
     code, ad, an = dns_query("127.0.53.53", "example.com", "A", timeout=3)
     print(f"| example.com (outside the lab) | A | {rc.get(code, code)} | {'ad' if ad else '-'} | {an} |")
+    print()
+    check_mta_sts(cafile)
     return 0
+
+
+# MTA-STS (issue 8): every policy scenario served by the lab's nginx
+STS_SCENARIOS = ["sts-enforce", "sts-testing", "sts-none", "sts-notlisted", "sts-wildcard",
+                 "sts-deep", "sts-expired", "sts-invalid", "sts-404", "sts-redirect", "sts-ctype",
+                 "sts-big", "sts-badcert", "sts-twotxt", "sts-badid", "sts-notxt"]
+
+
+def https_get(addr, name, cafile):
+    """(verify, status line, content-type, body bytes) of the policy URL."""
+    verify = "ok"
+    ctx = ssl.create_default_context(cafile=cafile)
+    try:
+        with socket.create_connection((addr, 443), timeout=3) as raw:
+            with ctx.wrap_socket(raw, server_hostname=name):
+                pass
+    except ssl.SSLCertVerificationError as e:
+        verify = e.verify_message
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((addr, 443), timeout=3) as raw:
+        with ctx.wrap_socket(raw, server_hostname=name) as s:
+            s.sendall(f"GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: {name}\r\n"
+                      "Connection: close\r\n\r\n".encode())
+            data = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                data += d
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    ctype = next((l.split(":", 1)[1].strip() for l in lines[1:] if l.lower().startswith("content-type:")), "-")
+    return verify, lines[0], ctype, len(body)
+
+
+def check_mta_sts(cafile):
+    print("| MTA-STS policy (127.0.30.1:443, SNI) | verify | status | Content-Type | body bytes |")
+    print("|---|---|---|---|---|")
+    for d in STS_SCENARIOS:
+        name = f"mta-sts.{d}.example.test"
+        try:
+            v, status, ctype, n = https_get("127.0.30.1", name, cafile)
+            print(f"| {name} | {v} | {status} | {ctype} | {n} |")
+        except OSError as e:
+            print(f"| {name} | {e} | | | |")
 
 
 def main(argv):

@@ -42,6 +42,9 @@ M.modules = {
   "mxprobe.checks.tls_chain_order",
   "mxprobe.checks.relay",
   "mxprobe.checks.consistency",
+  -- MTA-STS and TLS-RPT (issue 8)
+  "mxprobe.checks.mta_sts",
+  "mxprobe.checks.tls_rpt",
 }
 
 -- The judge's own codes, declared like a check's (the judge emits them; it

@@ -21,6 +21,8 @@ local M = {}
 M.modules = {
   "mxprobe.gather.mx",          -- domain: MX records -> the MX hosts
   "mxprobe.gather.tls_rpt",     -- domain: the TLS-RPT record (RFC 8460)
+  -- MTA-STS (issue 8): the _mta-sts TXT record and the HTTPS policy
+  "mxprobe.gather.mta_sts",     -- domain: MTA-STS record and policy (RFC 8461)
   "mxprobe.gather.addresses",   -- mx: A/AAAA of each MX host -> the targets
   "mxprobe.gather.smtp",        -- target: the SMTP dialog, STARTTLS, TLS, relay test
 }
