@@ -9,10 +9,20 @@ local facts_io = require "mxprobe.facts"
 local probe = require "mxprobe.probe"
 local pol = require "mxprobe.policy"
 local judge = require "mxprobe.judge"
+local core = require "mxprobe.core"
+local formats = require "mxprobe.report.formats"
+local report_json = require "mxprobe.report.json"
+local queries = require "mxprobe.cli.queries"
+local output = require "mxprobe.cli.output"
+local resume = require "mxprobe.cli.resume"
+local progress = require "mxprobe.cli.progress"
+local text = require "mxprobe.text"
 
 local M = {}
 
 local EXIT_UNKNOWN = 3
+local SIGNAL_GRACE_MS = 5000   -- in-flight queries get this long to end after SIGINT/SIGTERM
+local STREAMING = { jsonl = true, facts = true }   -- written a line at a time
 
 local function parser()
   local p = argparse("mxprobe", "Test the mail transport of domains: MX records, TCP port 25, "
@@ -25,10 +35,33 @@ or an address literal ([192.0.2.1], [2001:db8::1]:2525).
 mxprobe sends EHLO, STARTTLS, MAIL FROM, RCPT TO, RSET and QUIT. It never
 sends DATA and never delivers a message.
 
-Exit status: 0 ok, 1 warning, 2 critical, 3 could not test or bad usage.]])
+Bulk runs: -f FILE reads one query per line ("-": stdin; blank lines and
+"#" comments ignored; a bad line is reported with its number and skipped).
+--format jsonl (or facts) with -o FILE appends one line per query as it
+ends; after an interruption, the same command with --resume skips what FILE
+already holds. --shard I/N probes this machine's share of the list.
+SIGINT/SIGTERM: no new query starts, those in flight get 5 s to end, every
+line written is complete; "interrupted: N of M done", status 130/143.
+
+Exit status: 0 ok, 1 warning, 2 critical, 3 could not test, bad usage or
+output that could not be written; 130/143 interrupted.]])
   p:argument("query", "Domains, host:port or [address] literals to probe."):args("*")
-  p:flag("--facts", "Print the raw facts as JSON Lines (one document per query), no judging.")
-  p:flag("--json", "Print the report as one JSON document (facts, findings, scores).")
+  p:flag("--facts", "Print the raw facts as JSON Lines (one document per query), no judging. "
+    .. "Same as --format facts.")
+  p:flag("--json", "Print the report as one JSON document (facts, findings, scores). Same as --format json.")
+  -- bulk CLI: lists in, lines out, shards, progress
+  p:option("-f --file", "Read queries from FILE, one a line ('-': standard input)."):argname("FILE")
+  p:option("--format", "Output format: text (default), json, jsonl (one judged result a line, "
+    .. "as each query ends), facts (raw facts, JSON Lines), " .. table.concat(formats.names, ", ") .. ".")
+    :argname("FMT")
+  p:option("-o --output", "Write the output to FILE: jsonl/facts lines are appended and flushed as "
+    .. "results arrive; a whole document is written to a temporary file and renamed."):argname("FILE")
+  p:flag("--resume", "With -o FILE and --format jsonl or facts: skip the queries FILE already holds "
+    .. "a complete line for, drop a torn last line, append the rest.")
+  p:option("--shard", "Probe only shard I of N (0 <= I < N): a stable hash of each normalised query "
+    .. "picks its shard, so N machines cover a list exactly once."):argname("I/N")
+  p:flag("--progress", "Show progress on stderr even when it is not a terminal.")
+  p:flag("--no-progress", "Never show progress (default: shown when stderr is a terminal).")
   p:option("--from-facts", "Judge and report facts saved by --facts, without any network."):argname("FILE")
   p:option("--policy", "Load a policy file (Lua) with weights, thresholds and checks of its own."):argname("FILE")
   p:option("--expiry-days", "Warn when a certificate expires within N days (default 14)."):argname("N")
@@ -75,14 +108,76 @@ local function probe_options(args)
 end
 
 local function use_color(args)
-  if args.no_color or args.json then return false end
+  if args.no_color or args.json or (args.output and args.output ~= "-") then return false end
   local nc = os.getenv("NO_COLOR")
   if nc and nc ~= "" then return false end
   local term = os.getenv("TERM")
   if term == "dumb" then return false end
-  -- isatty(1) without C: ask the shell once
-  local ok = os.execute("test -t 1")
-  return ok == true
+  return core.isatty(1)
+end
+
+-- the output format of args, or nil, message
+local function format_of(args)
+  local fmt = args.format
+  if args.json or args.facts then
+    local alias = args.json and "json" or "facts"
+    if args.json and args.facts then return nil, "give one of --json and --facts" end
+    if fmt and fmt ~= alias then return nil, ("--%s and --format %s disagree"):format(alias, fmt) end
+    fmt = alias
+  end
+  fmt = fmt or "text"
+  if not STREAMING[fmt] and not formats.known(fmt) then
+    return nil, ("unknown --format %q (known: %s, jsonl, facts)"):format(fmt, table.concat(formats.names, ", "))
+  end
+  return fmt
+end
+
+-- A run's results, one facts table at a time: written as a line (jsonl,
+-- facts) or kept for the whole document; counted for progress and status.
+local function emitter(fmt, policy, out, prog)
+  local R = { fmt = fmt, out = out, prog = prog, results = {}, judgements = {}, max = 0, skipped = {} }
+  function R.emit(f, i)
+    local ok, err = true, nil
+    if fmt == "facts" then
+      ok, err = out:line(facts_io.encode(f))
+      if f.error then prog:say(text.utf8(tostring(f.query)) .. ": " .. f.error) end
+      prog:finished(nil)
+    else
+      local j = judge.run(f, policy)
+      if fmt == "jsonl" then
+        ok, err = out:line(report_json.result_line(f, j))
+      else
+        R.results[i], R.judgements[i] = f, j
+        if i > R.max then R.max = i end
+      end
+      prog:finished(j.verdict)
+    end
+    return ok, err
+  end
+  return R
+end
+
+-- the exit status of what was judged (none: 0 for facts, else 3)
+local function status_of(R)
+  local list = {}
+  for v in pairs(R.prog.verdicts) do list[#list + 1] = { verdict = v } end
+  if #list == 0 then return R.fmt == "facts" and 0 or EXIT_UNKNOWN end
+  return judge.exit_status(list)
+end
+
+-- the whole document of a report format, written and committed
+local function write_document(R, args)
+  local flist, jlist = {}, {}
+  for i = 1, R.max do
+    if R.results[i] then
+      flist[#flist + 1], jlist[#jlist + 1] = R.results[i], R.judgements[i]
+    end
+  end
+  local doc = mxprobe.report(flist, jlist, { format = R.fmt, color = use_color(args) })
+  if doc:sub(-1) ~= "\n" then doc = doc .. "\n" end
+  local ok, err = R.out:write(doc)
+  if not ok then return nil, err end
+  return R.out:commit()
 end
 
 function M.run(argv)
@@ -92,16 +187,31 @@ function M.run(argv)
     io.stderr:write(p:get_usage(), "\n")
     return fail(args)
   end
-  if args.from_facts and #args.query > 0 then
-    return fail("give either queries or --from-facts FILE, not both")
+  local fmt, ferr = format_of(args)
+  if not fmt then return fail(ferr) end
+  if args.from_facts and (#args.query > 0 or args.file) then
+    return fail("give either queries (or -f FILE) or --from-facts FILE, not both")
   end
-  if not args.from_facts and #args.query == 0 then
+  if not args.from_facts and #args.query == 0 and not args.file then
     io.stderr:write(p:get_usage(), "\n")
-    return fail("nothing to probe: give a domain (or --from-facts FILE)")
+    return fail("nothing to probe: give a domain, -f FILE (or --from-facts FILE)")
   end
-  if args.facts and args.from_facts then
+  if fmt == "facts" and args.from_facts then
     return fail("--facts prints what a probe gathered; with --from-facts there is no probe")
   end
+  if args.resume and not (args.output and args.output ~= "-" and STREAMING[fmt]) then
+    return fail("--resume needs -o FILE and --format jsonl or facts")
+  end
+  if args.progress and args.no_progress then return fail("give one of --progress and --no-progress") end
+  local shard
+  if args.shard then
+    if args.from_facts then return fail("--shard splits queries to probe, not --from-facts") end
+    local i, n = queries.parse_shard(args.shard)
+    if not i then return fail(n) end
+    shard = { i, n }
+  end
+  local to_stdout = not args.output or args.output == "-"
+  if to_stdout and not core.fd_valid(1) then return fail("cannot write to stdout: Bad file descriptor") end
 
   -- bad queries and a broken policy are told before a whole probe run
   for _, q in ipairs(args.query) do
@@ -110,7 +220,7 @@ function M.run(argv)
   end
   -- the policy first: a broken policy file should not cost a whole probe run
   local policy
-  if not args.facts then
+  if fmt ~= "facts" then
     local err
     if args.policy then
       policy, err = pol.load(args.policy)
@@ -126,36 +236,151 @@ function M.run(argv)
     end
   end
 
-  local list
-  if args.from_facts then
-    local err
-    list, err = facts_io.load(args.from_facts)
-    if not list then return fail(err) end
-  elseif args.facts then
-    local out = io.stdout
-    local res, err = mxprobe.probe_many(args.query, probe_options(args), function(f)
-      out:write(facts_io.encode(f), "\n")
-      out:flush()
-      if f.error then io.stderr:write("mxprobe: ", f.query, ": ", f.error, "\n") end
-    end)
-    if not res then return fail(err) end
-    return 0
-  else
-    local err
-    list, err = mxprobe.probe_list(args.query, probe_options(args))
-    if not list then return fail(err) end
+  -- from here on SIGINT/SIGTERM end the run in order, not in mid-write:
+  -- the first stops new queries and gives those in flight a grace period,
+  -- a second stops at once
+  local sigfd = core.signal_catch()
+  local signal, run_loop
+  local function signalled()
+    local sig, count = core.signal_caught()
+    if sig ~= 0 then
+      signal = signal or sig
+      if run_loop then run_loop:stop(core.now() + (count >= 2 and 0 or SIGNAL_GRACE_MS)) end
+    end
+    return signal ~= nil
   end
 
-  local judgements = {}
-  for i, f in ipairs(list) do
-    judgements[i] = judge.run(f, policy)
+  local show = args.progress or (not args.no_progress and core.isatty(2))
+  local prog = progress.new { out = io.stderr, tty = core.isatty(2), show = show }
+
+  -- what an interrupted run already saved
+  local skip
+  if args.resume then
+    local schema = fmt == "facts" and facts_io.SCHEMA or report_json.RESULT_SCHEMA
+    local info
+    skip, info = resume.scan(args.output, schema, args.host)
+    if not skip then return fail(info) end
+    if info.torn > 0 then
+      local ok, err = resume.drop_torn(args.output, info)
+      if not ok then return fail(err) end
+      prog:say(("%s: dropped a torn last line (%d bytes)"):format(args.output, info.torn))
+    end
   end
-  local text = mxprobe.report(list, judgements, {
-    format = args.json and "json" or "text", color = use_color(args),
-  })
-  io.stdout:write(text)
-  if text:sub(-1) ~= "\n" then io.stdout:write("\n") end
-  return judge.exit_status(judgements)
+
+  local out, oerr
+  if STREAMING[fmt] then out, oerr = output.stream(args.output) else out, oerr = output.document(args.output) end
+  if not out then return fail(oerr) end
+  local R = emitter(fmt, policy, out, prog)
+
+  local function finish()
+    prog:done()
+    if R.werr then
+      out:abort()
+      return fail(R.werr)
+    end
+    if not STREAMING[fmt] then
+      if signal and not to_stdout then
+        out:abort()   -- an interrupted document does not replace a saved one
+      else
+        local ok, err = write_document(R, args)
+        if not ok then return fail(err) end
+      end
+    else
+      local ok, err = out:commit()
+      if not ok then return fail(err) end
+    end
+    signalled()
+    if prog.started_n > 1 then prog:say(prog:summary()) end
+    if signal then
+      prog:say(("interrupted: %d of %d done"):format(prog.done_n, prog.total or prog.started_n))
+      return 128 + signal
+    end
+    if prog.started_n == 0 and not args.from_facts then
+      -- nothing to probe: every query was in another shard, already saved
+      -- (both fine), or invalid (not)
+      local sk = R.skipped
+      prog:say(("no query to probe (%d in other shards, %d already in %s, %d invalid)")
+        :format(sk.shard or 0, sk.done or 0, text.utf8(tostring(args.output)), sk.invalid or 0))
+      return (sk.invalid or 0) > 0 and EXIT_UNKNOWN or 0
+    end
+    return status_of(R)
+  end
+
+  if args.from_facts then
+    local list, err = facts_io.load(args.from_facts)
+    if not list then
+      out:abort()
+      return fail(err)
+    end
+    prog.total = #list
+    for i, f in ipairs(list) do
+      if signalled() then break end
+      prog:started()
+      local ok, werr = R.emit(f, i)
+      if not ok then R.werr = werr break end
+    end
+    return finish()
+  end
+
+  -- the queries: arguments, then the list file, through shard and resume
+  local fh
+  if args.file == "-" then
+    fh = io.stdin
+  elseif args.file then
+    local ferr2
+    fh, ferr2 = io.open(args.file, "rb")
+    if not fh then
+      out:abort()
+      return fail("cannot read " .. tostring(ferr2))
+    end
+  end
+  local select = queries.selector { as_host = args.host, shard = shard, skip = skip }
+  local counted = #args.query
+  for _, q in ipairs(args.query) do
+    if not select(q) then counted = counted - 1 end
+  end
+  if fh and fh ~= io.stdin and fh:seek("end") then
+    -- a regular file is counted first, for the progress line's total
+    fh:seek("set", 0)
+    counted = counted + queries.count(fh, select)
+    fh:seek("set", 0)
+    prog.total = counted
+  elseif not fh then
+    prog.total = counted
+  end
+  local source = queries.source {
+    args = args.query, file = fh, name = args.file == "-" and "stdin" or args.file,
+    select = function(q)
+      local key, why, msg = select(q)
+      if not key then R.skipped[why] = (R.skipped[why] or 0) + 1 end
+      return key, why, msg
+    end,
+    on_invalid = function(name, n, msg) prog:say(("%s:%d: %s (skipped)"):format(text.utf8(name), n, msg)) end,
+    stop = function() return R.werr ~= nil or signalled() end,
+  }
+  local function next_query()
+    local q = source()
+    if q ~= nil then prog:started() end
+    return q
+  end
+  local n, perr = mxprobe.probe_many(next_query, probe_options(args), function(f, i)
+    if R.werr then return end
+    local ok, err = R.emit(f, i)
+    if not ok then
+      R.werr = err
+      run_loop:stop()
+    end
+  end, function(l)
+    run_loop = l
+    if sigfd then l:watch(sigfd, signalled) end
+    signalled()   -- one that came before the loop
+  end)
+  if fh and fh ~= io.stdin then fh:close() end
+  if not n then
+    out:abort()
+    return fail(perr)
+  end
+  return finish()
 end
 
 --- Runs the CLI, turning any internal error into one line and status 3.
