@@ -8,6 +8,8 @@ set -eu
 PKGS="make gcc pkg-config lua5.4 liblua5.4-dev libtls-dev libldns-dev ldnsutils
 libssl-dev openssl lua-busted lua-check lua-cjson lua-argparse luarocks
 postfix nsd unbound python3 procps iproute2 clang libclang-rt-dev valgrind"
+# bulk CLI: the Kubernetes example's spec reads its YAML
+PKGS="$PKGS python3-yaml"
 
 missing=""
 for p in $PKGS; do
