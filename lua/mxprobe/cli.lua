@@ -157,10 +157,12 @@ local function emitter(fmt, policy, out, prog)
   return R
 end
 
--- the exit status of what was judged (none: 0 for facts, else 3)
+-- the exit status of what was judged, in this run and (--resume) the saved
+-- lines of the runs before it (none: 0 for facts, else 3)
 local function status_of(R)
   local list = {}
   for v in pairs(R.prog.verdicts) do list[#list + 1] = { verdict = v } end
+  for v in pairs(R.saved_verdicts or {}) do list[#list + 1] = { verdict = v } end
   if #list == 0 then return R.fmt == "facts" and 0 or EXIT_UNKNOWN end
   return judge.exit_status(list)
 end
@@ -254,12 +256,13 @@ function M.run(argv)
   local prog = progress.new { out = io.stderr, tty = core.isatty(2), show = show }
 
   -- what an interrupted run already saved
-  local skip
+  local skip, saved_verdicts
   if args.resume then
     local schema = fmt == "facts" and facts_io.SCHEMA or report_json.RESULT_SCHEMA
     local info
     skip, info = resume.scan(args.output, schema, args.host)
     if not skip then return fail(info) end
+    saved_verdicts = info.verdicts
     if info.torn > 0 then
       local ok, err = resume.drop_torn(args.output, info)
       if not ok then return fail(err) end
@@ -271,6 +274,7 @@ function M.run(argv)
   if STREAMING[fmt] then out, oerr = output.stream(args.output) else out, oerr = output.document(args.output) end
   if not out then return fail(oerr) end
   local R = emitter(fmt, policy, out, prog)
+  R.saved_verdicts = saved_verdicts
 
   local function finish()
     prog:done()
@@ -301,7 +305,8 @@ function M.run(argv)
       local sk = R.skipped
       prog:say(("no query to probe (%d in other shards, %d already in %s, %d invalid)")
         :format(sk.shard or 0, sk.done or 0, text.utf8(tostring(args.output)), sk.invalid or 0))
-      return (sk.invalid or 0) > 0 and EXIT_UNKNOWN or 0
+      if (sk.invalid or 0) > 0 then return EXIT_UNKNOWN end
+      return next(R.saved_verdicts or {}) and status_of(R) or 0
     end
     return status_of(R)
   end

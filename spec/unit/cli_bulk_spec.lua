@@ -127,6 +127,7 @@ describe("resume.scan #unit", function()
     assert.same({ ["a.example.org"] = true, ["b.example.org"] = true }, done)
     assert.equal(2, info.lines)
     assert.equal(22, info.torn)
+    assert.same({ ok = 2 }, info.verdicts)
     assert.is_true(resume.drop_torn(path, info))
     -- the complete lines are kept byte for byte, the torn one is gone
     assert.equal(line("a.example.org") .. line("B.Example.org."), read_file(path))

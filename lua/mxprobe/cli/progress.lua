@@ -82,7 +82,7 @@ end
 function P:finished(verdict)
   self.done_n = self.done_n + 1
   if verdict then self.verdicts[verdict] = (self.verdicts[verdict] or 0) + 1 end
-  self:draw(false)
+  self:draw(self.done_n == self.total)   -- the last one always shows
 end
 
 function P:say(msg)

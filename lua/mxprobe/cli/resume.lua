@@ -5,7 +5,8 @@
 --       done = { [query key] = true } for every complete line (see
 --       mxprobe.cli.queries.identity); info = { lines, torn } where torn is
 --       the number of bytes after the last newline -- a line cut short by
---       a crash or a kill, which resume.drop_torn() cuts off.
+--       a crash or a kill, which resume.drop_torn() cuts off -- and
+--       verdicts = { [verdict] = count } of the saved judged results.
 --       Each complete line must be JSON of the given schema (the format
 --       that wrote it): anything else is an error naming file and line, and
 --       nothing is changed.
@@ -31,17 +32,17 @@ function M.scan(path, schema, as_host)
     local probe = io.open(path, "ab")
     if probe then
       probe:close()
-      return {}, { lines = 0, torn = 0, size = 0 }
+      return {}, { lines = 0, torn = 0, size = 0, verdicts = {} }
     end
     return nil, "cannot read " .. tostring(err)
   end
-  local done, n, size = {}, 0, 0
+  local done, n, size, verdicts = {}, 0, 0, {}
   while true do
     local line = fh:read("L")
     if line == nil then break end
     if line:sub(-1) ~= "\n" then
       fh:close()
-      return done, { lines = n, torn = #line, size = size }
+      return done, { lines = n, torn = #line, size = size, verdicts = verdicts }
     end
     n = n + 1
     size = size + #line
@@ -58,10 +59,11 @@ function M.scan(path, schema, as_host)
       end
       local key = type(doc.query) == "string" and queries.identity(doc.query, as_host)
       if key then done[key] = true end
+      if type(doc.verdict) == "string" then verdicts[doc.verdict] = (verdicts[doc.verdict] or 0) + 1 end
     end
   end
   fh:close()
-  return done, { lines = n, torn = 0, size = size }
+  return done, { lines = n, torn = 0, size = size, verdicts = verdicts }
 end
 
 function M.drop_torn(path, info)
