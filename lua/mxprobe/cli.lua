@@ -51,8 +51,8 @@ output that could not be written; 130/143 interrupted.]])
   p:flag("--json", "Print the report as one JSON document (facts, findings, scores). Same as --format json.")
   -- bulk CLI: lists in, lines out, shards, progress
   p:option("-f --file", "Read queries from FILE, one a line ('-': standard input)."):argname("FILE")
-  p:option("--format", "Output format: text (default), json, jsonl (one judged result a line, "
-    .. "as each query ends), facts (raw facts, JSON Lines), " .. table.concat(formats.names, ", ") .. ".")
+  p:option("--format", "Output format: " .. table.concat(formats.names, ", ") .. " (whole reports; text "
+    .. "is the default), jsonl (one judged result a line, as each query ends), facts (raw facts, JSON Lines).")
     :argname("FMT")
   p:option("-o --output", "Write the output to FILE: jsonl/facts lines are appended and flushed as "
     .. "results arrive; a whole document is written to a temporary file and renamed."):argname("FILE")
@@ -388,13 +388,21 @@ function M.run(argv)
   return finish()
 end
 
---- Runs the CLI, turning any internal error into one line and status 3.
+--- Runs the CLI, turning any internal error into one line and status 3,
+-- and SIGINT/SIGTERM (caught from the start: never Lua's "interrupted!")
+-- into "interrupted" and 130/143.
 function M.main(argv)
+  core.signal_catch()
   local ok, status = xpcall(M.run, debug.traceback, argv)
   if not ok then
     if os.getenv("MXPROBE_DEBUG") then io.stderr:write(status, "\n") end
     local first = tostring(status):match("^[^\n]*")
     return fail("internal error: " .. first .. " (set MXPROBE_DEBUG=1 for details)")
+  end
+  local sig = core.signal_caught()
+  if sig ~= 0 and status < 128 then
+    io.stderr:write("mxprobe: interrupted\n")
+    return 128 + sig
   end
   return status
 end

@@ -214,6 +214,30 @@ describe("mxprobe interrupted and resumed on the lab #integration", function()
   end)
 end)
 
+describe("mxprobe interrupted twice #integration", function()
+  it("stops at once on a second SIGINT, says interrupted (no internal error), writes a whole document", function()
+    local errf = os.tmpname()
+    local script = ([[
+      %s --json blackhole.example.test 2>%s &
+      pid=$!
+      sleep 0.5; kill -INT $pid; sleep 0.3; kill -INT $pid
+      wait $pid
+      echo "status $?"
+    ]]):format(MXPROBE, errf)
+    local t0 = core.now()
+    local out = sh(script)
+    local took = core.now() - t0
+    local doc, status = out:match("^(.*\n)status (%d+)\n$")
+    assert.equal("130", status)
+    assert.is_true(took < 3000, ("took %.0f ms"):format(took))   -- blackhole alone takes 5 s
+    local d = cjson.decode(doc)
+    assert.equal("mxprobe.report/1", d.schema)
+    assert.same({}, d.results)
+    assert.equal("mxprobe: interrupted: 0 of 1 done\n", read_file(errf))
+    os.remove(errf)
+  end)
+end)
+
 describe("mxprobe output that cannot be written #integration", function()
   local function one_line(err) return select(2, err:gsub("\n", "")) == 1 end
 
