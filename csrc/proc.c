@@ -20,6 +20,8 @@
  *                               the first signal caught (0: none yet)
  *                               and how many; drains the self-pipe
  *   core.truncate(path, len) -> true | nil, msg, code
+ *   core.fnv1a32(s)          -> the 32-bit FNV-1a hash of s (the shard
+ *                               of a query: the same on every machine)
  *
  * A signal handler can only talk to the program through static storage:
  * the three variables below are this module's only mutable globals, set
@@ -31,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/types.h>
@@ -144,6 +147,20 @@ static int l_truncate(lua_State *L)
 	return 1;
 }
 
+static int l_fnv1a32(lua_State *L)
+{
+	size_t n, i;
+	const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+	uint32_t h = 0x811c9dc5u;
+
+	for (i = 0; i < n; i++) {
+		h ^= s[i];
+		h *= 0x01000193u;
+	}
+	lua_pushinteger(L, (lua_Integer)h);
+	return 1;
+}
+
 void mxp_proc_open(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
@@ -152,6 +169,7 @@ void mxp_proc_open(lua_State *L)
 		{"signal_catch", l_signal_catch},
 		{"signal_caught", l_signal_caught},
 		{"truncate", l_truncate},
+		{"fnv1a32", l_fnv1a32},
 		{NULL, NULL}
 	};
 	luaL_setfuncs(L, fns, 0);

@@ -296,7 +296,8 @@ function M.run(argv)
     signalled()
     if prog.started_n > 1 then prog:say(prog:summary()) end
     if signal then
-      prog:say(("interrupted: %d of %d done"):format(prog.done_n, prog.total or prog.started_n))
+      local total = prog.total or (prog.started_n + (R.rest and R.rest() or 0))
+      prog:say(("interrupted: %d of %d done"):format(prog.done_n, total))
       return 128 + signal
     end
     if prog.started_n == 0 and not args.from_facts then
@@ -344,14 +345,18 @@ function M.run(argv)
   for _, q in ipairs(args.query) do
     if not select(q) then counted = counted - 1 end
   end
-  if fh and fh ~= io.stdin and fh:seek("end") then
-    -- a regular file is counted first, for the progress line's total
-    fh:seek("set", 0)
-    counted = counted + queries.count(fh, select)
-    fh:seek("set", 0)
+  local seekable = fh and fh ~= io.stdin and fh:seek("cur") ~= nil
+  if not fh then
     prog.total = counted
-  elseif not fh then
-    prog.total = counted
+  elseif seekable and show then
+    -- a regular file is counted first for the progress line's total
+    -- (about 5 s a million lines: only when the line is shown)
+    fh:seek("set", 0)
+    prog.total = counted + queries.count(fh, select)
+    fh:seek("set", 0)
+  elseif seekable then
+    -- otherwise only an interrupted run counts what it left
+    R.rest = function() return queries.count(fh, select) end
   end
   local source = queries.source {
     args = args.query, file = fh, name = args.file == "-" and "stdin" or args.file,
@@ -380,12 +385,13 @@ function M.run(argv)
     if sigfd then l:watch(sigfd, signalled) end
     signalled()   -- one that came before the loop
   end)
-  if fh and fh ~= io.stdin then fh:close() end
   if not n then
     out:abort()
     return fail(perr)
   end
-  return finish()
+  local status = finish()
+  if fh and fh ~= io.stdin then fh:close() end
+  return status
 end
 
 --- Runs the CLI, turning any internal error into one line and status 3,
