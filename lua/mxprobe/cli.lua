@@ -17,6 +17,7 @@ local output = require "mxprobe.cli.output"
 local resume = require "mxprobe.cli.resume"
 local progress = require "mxprobe.cli.progress"
 local text = require "mxprobe.text"
+local loop = require "mxprobe.loop"
 
 local M = {}
 
@@ -300,6 +301,11 @@ function M.run(argv)
       prog:say(("interrupted: %d of %d done"):format(prog.done_n, total))
       return 128 + signal
     end
+    if R.rerr then
+      -- what was probed is written; the list could not be read to its end
+      prog:say(("cannot read %s: %s"):format(text.utf8(tostring(args.file)), R.rerr))
+      return EXIT_UNKNOWN
+    end
     if prog.started_n == 0 and not args.from_facts then
       -- nothing to probe: every query was in another shard, already saved
       -- (both fine), or invalid (not)
@@ -329,15 +335,13 @@ function M.run(argv)
   end
 
   -- the queries: arguments, then the list file, through shard and resume
-  local fh
-  if args.file == "-" then
-    fh = io.stdin
-  elseif args.file then
-    local ferr2
-    fh, ferr2 = io.open(args.file, "rb")
-    if not fh then
+  local reader
+  if args.file then
+    local rerr
+    reader, rerr = core.line_reader(args.file == "-" and 0 or args.file)
+    if not reader then
       out:abort()
-      return fail("cannot read " .. tostring(ferr2))
+      return fail("cannot read " .. tostring(rerr):gsub("^open ", ""))
     end
   end
   local select = queries.selector { as_host = args.host, shard = shard, skip = skip }
@@ -345,21 +349,30 @@ function M.run(argv)
   for _, q in ipairs(args.query) do
     if not select(q) then counted = counted - 1 end
   end
-  local seekable = fh and fh ~= io.stdin and fh:seek("cur") ~= nil
-  if not fh then
+  local regular = reader and reader:regular()
+  if not reader then
     prog.total = counted
-  elseif seekable and show then
+  elseif regular and show then
     -- a regular file is counted first for the progress line's total
     -- (about 5 s a million lines: only when the line is shown)
-    fh:seek("set", 0)
-    prog.total = counted + queries.count(fh, select)
-    fh:seek("set", 0)
-  elseif seekable then
-    -- otherwise only an interrupted run counts what it left
-    R.rest = function() return queries.count(fh, select) end
+    local fh = io.open(args.file, "rb")
+    if fh then
+      prog.total = counted + queries.count(queries.file_lines(fh), select)
+      fh:close()
+    end
   end
+  local read_line
+  if reader then
+    read_line = queries.reader_lines(reader, function(fd)
+      loop.wait(fd, loop.READ, core.now() + 3600000)
+    end, function(err) R.rerr = err end)
+    -- otherwise only an interrupted run counts what it left in the file
+    if regular and not prog.total then R.rest = function() return queries.count(read_line, select) end end
+  end
+  -- one task at a time reads the list (a read may wait for stdin)
+  local reading = loop.semaphore(1)
   local source = queries.source {
-    args = args.query, file = fh, name = args.file == "-" and "stdin" or args.file,
+    args = args.query, read_line = read_line, name = args.file == "-" and "stdin" or args.file,
     select = function(q)
       local key, why, msg = select(q)
       if not key then R.skipped[why] = (R.skipped[why] or 0) + 1 end
@@ -369,7 +382,10 @@ function M.run(argv)
     stop = function() return R.werr ~= nil or signalled() end,
   }
   local function next_query()
-    local q = source()
+    reading:acquire()
+    local ok, q = pcall(source)
+    reading:release()
+    if not ok then error(q, 0) end
     if q ~= nil then prog:started() end
     return q
   end
@@ -390,7 +406,7 @@ function M.run(argv)
     return fail(perr)
   end
   local status = finish()
-  if fh and fh ~= io.stdin then fh:close() end
+  if reader then reader:close() end
   return status
 end
 

@@ -92,7 +92,7 @@ describe("queries.source #unit", function()
     local bad = {}
     local select = queries.selector { skip = { ["d.example.org"] = true } }
     local src = queries.source {
-      args = { "a.example.org" }, file = fh, name = "list.txt", select = select,
+      args = { "a.example.org" }, read_line = queries.file_lines(fh), name = "list.txt", select = select,
       on_invalid = function(name, n, msg) bad[#bad + 1] = ("%s:%d: %s"):format(name, n, msg) end,
     }
     local got = {}
@@ -104,7 +104,7 @@ describe("queries.source #unit", function()
   it("reads one line per query pulled, and ends early when told to stop", function()
     local fh = handle_of("a.example.org\nb.example.org\nc.example.org\n")
     local stop = false
-    local src = queries.source { file = fh, stop = function() return stop end }
+    local src = queries.source { read_line = queries.file_lines(fh), stop = function() return stop end }
     assert.equal("a.example.org", src())
     assert.equal("b.example.org\n", fh:read("L"))   -- nothing read ahead
     stop = true
@@ -112,7 +112,62 @@ describe("queries.source #unit", function()
   end)
   it("counts a file's queries under the selector, invalid ones not", function()
     local fh = handle_of("a.example.org\n#\nbad..name\nb.example.org\n")
-    assert.equal(2, queries.count(fh, queries.selector {}))
+    assert.equal(2, queries.count(queries.file_lines(fh), queries.selector {}))
+  end)
+end)
+
+describe("core.line_reader #unit", function()
+  local core = require "mxprobe.core"
+  local function lines_of(content)
+    local path = os.tmpname()
+    write_file(path, content)
+    local r = assert(core.line_reader(path))
+    local got = {}
+    for line in queries.reader_lines(r, function() end, error) do got[#got + 1] = line end
+    r:close()
+    os.remove(path)
+    return got
+  end
+
+  it("gives lines without their newline, the last one without a newline too", function()
+    assert.same({ "a.example.org", "", "  b.example.org # x", "c" },
+      lines_of("a.example.org\n\n  b.example.org # x\r\nc"))
+    assert.same({}, lines_of(""))
+  end)
+
+  it("cuts a line past the limit to one byte more, and drops its rest", function()
+    local max = core.limits.list_line_max
+    local got = lines_of(("x"):rep(max) .. "\n" .. ("y"):rep(3 * max) .. "\nz\n")
+    assert.equal(3, #got)
+    assert.equal(max, #got[1])
+    assert.equal(("y"):rep(max + 1), got[2])
+    assert.equal("z", got[3])
+  end)
+
+  it("never blocks on a slow pipe: no line yet, the caller waits for the descriptor", function()
+    local loop = require "mxprobe.loop"
+    local fifo = os.tmpname()
+    os.remove(fifo)
+    assert(os.execute("mkfifo " .. fifo))
+    -- the writer opens the FIFO at once and writes only 0.5 s later
+    local w = io.popen(("sh -c 'exec 3>%s; sleep 0.5; echo late.example.org >&3'"):format(fifo), "r")
+    local r = assert(core.line_reader(fifo))
+    local not_ready = 0
+    local read_line = queries.reader_lines(r, function(fd)
+      while not loop.wait(fd, loop.READ, core.now() + 50) do not_ready = not_ready + 1 end
+    end, error)
+    assert.equal("late.example.org", read_line())
+    assert.is_nil(read_line())
+    assert.is_true(not_ready >= 5, tostring(not_ready))   -- it waited in 50 ms steps, not in read(2)
+    r:close()
+    w:close()
+    os.remove(fifo)
+  end)
+
+  it("refuses a file it cannot open with a message", function()
+    local r, err = core.line_reader("/nonexistent/list.txt")
+    assert.is_nil(r)
+    assert.matches("^open /nonexistent/list.txt: No such file", err)
   end)
 end)
 

@@ -12,12 +12,18 @@
 --   queries.in_shard(key, i, n) -> boolean   (fnv1a(key) % n == i)
 --   queries.selector{as_host, shard = {i, n}, skip = {[key] = true}}
 --       -> fn(q) -> key | nil, why   (why: "invalid", message | "shard" | "done")
---   queries.source{args, file = handle, name, select, on_invalid, stop}
---       -> iterator of query strings: the args first, then the file's lines,
---          one line read per call (a list of a million lines never sits in
---          memory); on_invalid(name, line_number, message) for a bad line,
---          which is skipped; stop() true ends the iterator early
---   queries.count(handle, select) -> the number of queries a list file holds
+--   queries.source{args, read_line, name, select, on_invalid, stop}
+--       -> iterator of query strings: the args first, then the lines that
+--          read_line() returns (nil at the end), one line read per query
+--          (a list of a million lines never sits in memory);
+--          on_invalid(name, line_number, message) for a bad line, which is
+--          skipped; stop() true ends the iterator early
+--   queries.count(read_line, select) -> the number of queries in the lines
+--   queries.file_lines(handle) -> read_line over a Lua file
+--   queries.reader_lines(r, wait, on_error) -> read_line over a
+--       core.line_reader: wait(fd) until r's descriptor is readable (inside
+--       a loop task: loop.wait, so a slow stdin never blocks the probes);
+--       a read error is on_error(message) and the end of the list
 --
 -- A list file has one query per line; spaces around it are trimmed, blank
 -- lines and everything from a "#" on are ignored.
@@ -27,7 +33,7 @@ local query = require "mxprobe.query"
 
 local M = {}
 
-M.LINE_MAX = 4096   -- bytes of one list-file line considered (longer: invalid)
+M.LINE_MAX = core.limits.list_line_max   -- bytes of one list line (longer: invalid)
 
 function M.parse_line(line)
   local hash = line:find("#", 1, true)
@@ -79,10 +85,30 @@ function M.selector(o)
   end
 end
 
--- the next query line of handle: query, line number | nil at the end
-local function next_line(handle, state, on_invalid, name)
+function M.file_lines(handle)
+  return function() return handle:read("L") end
+end
+
+function M.reader_lines(r, wait, on_error)
+  return function()
+    while true do
+      local s = r:line()
+      if s then return s end
+      if s == nil then return nil end
+      wait(r:fd())
+      local n, err = r:fill()
+      if not n then
+        on_error(err)
+        return nil
+      end
+    end
+  end
+end
+
+-- the next query line of read_line: query | nil at the end
+local function next_line(read_line, state, on_invalid, name)
   while true do
-    local line = handle:read("L")
+    local line = read_line()
     if line == nil then return nil end
     state.n = state.n + 1
     if #line > M.LINE_MAX then
@@ -105,8 +131,8 @@ function M.source(o)
       if ai < #args then
         ai = ai + 1
         q = args[ai]
-      elseif o.file then
-        q = next_line(o.file, state, on_invalid, o.name)
+      elseif o.read_line then
+        q = next_line(o.read_line, state, on_invalid, o.name)
         if q == nil then return nil end
         where = state.n
       else
@@ -120,11 +146,11 @@ function M.source(o)
   end
 end
 
-function M.count(handle, select)
+function M.count(read_line, select)
   local n = 0
   local state = { n = 0 }
   while true do
-    local q = next_line(handle, state, nil, nil)
+    local q = next_line(read_line, state, nil, nil)
     if q == nil then return n end
     if not select or select(q) then n = n + 1 end
   end
