@@ -65,6 +65,7 @@ build = {
     ["mxprobe.cli.progress"] = "lua/mxprobe/cli/progress.lua",
     ["mxprobe.cli.queries"] = "lua/mxprobe/cli/queries.lua",
     ["mxprobe.cli.resume"] = "lua/mxprobe/cli/resume.lua",
+    ["mxprobe.cli.results"] = "lua/mxprobe/cli/results.lua",
     ["mxprobe.conn"] = "lua/mxprobe/conn.lua",
     ["mxprobe.dns"] = "lua/mxprobe/dns.lua",
     ["mxprobe.facts"] = "lua/mxprobe/facts.lua",

@@ -8,7 +8,6 @@ local mxprobe = require "mxprobe"
 local facts_io = require "mxprobe.facts"
 local probe = require "mxprobe.probe"
 local pol = require "mxprobe.policy"
-local judge = require "mxprobe.judge"
 local core = require "mxprobe.core"
 local formats = require "mxprobe.report.formats"
 local report_json = require "mxprobe.report.json"
@@ -16,6 +15,7 @@ local queries = require "mxprobe.cli.queries"
 local output = require "mxprobe.cli.output"
 local resume = require "mxprobe.cli.resume"
 local progress = require "mxprobe.cli.progress"
+local results = require "mxprobe.cli.results"
 local text = require "mxprobe.text"
 local loop = require "mxprobe.loop"
 
@@ -133,112 +133,29 @@ local function format_of(args)
   return fmt
 end
 
--- A run's results, one facts table at a time: written as a line (jsonl,
--- facts) or kept for the whole document; counted for progress and status.
-local function emitter(fmt, policy, out, prog)
-  local R = { fmt = fmt, out = out, prog = prog, results = {}, judgements = {}, max = 0, skipped = {} }
-  function R.emit(f, i)
-    local ok, err = true, nil
-    if fmt == "facts" then
-      ok, err = out:line(facts_io.encode(f))
-      if f.error then prog:say(text.utf8(tostring(f.query)) .. ": " .. f.error) end
-      prog:finished(nil)
-    else
-      local j = judge.run(f, policy)
-      if fmt == "jsonl" then
-        ok, err = out:line(report_json.result_line(f, j))
-      else
-        R.results[i], R.judgements[i] = f, j
-        if i > R.max then R.max = i end
-      end
-      prog:finished(j.verdict)
-    end
-    return ok, err
-  end
-  return R
-end
-
--- the exit status of what was judged, in this run and (--resume) the saved
--- lines of the runs before it (none: 0 for facts, else 3)
-local function status_of(R)
-  local list = {}
-  for v in pairs(R.prog.verdicts) do list[#list + 1] = { verdict = v } end
-  for v in pairs(R.saved_verdicts or {}) do list[#list + 1] = { verdict = v } end
-  if #list == 0 then return R.fmt == "facts" and 0 or EXIT_UNKNOWN end
-  return judge.exit_status(list)
-end
-
--- the whole document of a report format, written and committed
-local function write_document(R, args)
-  local flist, jlist = {}, {}
-  for i = 1, R.max do
-    if R.results[i] then
-      flist[#flist + 1], jlist[#jlist + 1] = R.results[i], R.judgements[i]
-    end
-  end
-  local doc = mxprobe.report(flist, jlist, { format = R.fmt, color = use_color(args) })
-  if doc:sub(-1) ~= "\n" then doc = doc .. "\n" end
-  local ok, err = R.out:write(doc)
-  if not ok then return nil, err end
-  return R.out:commit()
-end
-
-function M.run(argv)
-  local p = parser()
-  local okp, args = p:pparse(argv)
-  if not okp then
-    io.stderr:write(p:get_usage(), "\n")
-    return fail(args)
-  end
-  local fmt, ferr = format_of(args)
-  if not fmt then return fail(ferr) end
-  if args.from_facts and (#args.query > 0 or args.file) then
-    return fail("give either queries (or -f FILE) or --from-facts FILE, not both")
-  end
-  if not args.from_facts and #args.query == 0 and not args.file then
-    io.stderr:write(p:get_usage(), "\n")
-    return fail("nothing to probe: give a domain, -f FILE (or --from-facts FILE)")
-  end
-  if fmt == "facts" and args.from_facts then
-    return fail("--facts prints what a probe gathered; with --from-facts there is no probe")
-  end
+-- bulk CLI: the usage of -o, --resume, --progress and --shard; returns
+-- the shard {i, n} (false: none), or nil, message
+local function bulk_usage(args, fmt)
   if args.resume and not (args.output and args.output ~= "-" and STREAMING[fmt]) then
-    return fail("--resume needs -o FILE and --format jsonl or facts")
+    return nil, "--resume needs -o FILE and --format jsonl or facts"
   end
-  if args.progress and args.no_progress then return fail("give one of --progress and --no-progress") end
-  local shard
-  if args.shard then
-    if args.from_facts then return fail("--shard splits queries to probe, not --from-facts") end
-    local i, n = queries.parse_shard(args.shard)
-    if not i then return fail(n) end
-    shard = { i, n }
+  if args.progress and args.no_progress then return nil, "give one of --progress and --no-progress" end
+  -- a closed stdout: the next descriptor opened (a socket) would get its number
+  if (not args.output or args.output == "-") and not core.fd_valid(1) then
+    return nil, "cannot write to stdout: Bad file descriptor"
   end
+  if not args.shard then return false end
+  if args.from_facts then return nil, "--shard splits queries to probe, not --from-facts" end
+  local i, n = queries.parse_shard(args.shard)
+  if not i then return nil, n end
+  return { i, n }
+end
+
+-- The run itself, once the usage is checked and the policy loaded: the
+-- queries (arguments, list file, or --from-facts) through shard and resume
+-- into probe_many, each result to its output as it ends; progress, signals.
+local function run_queries(args, fmt, shard, policy)
   local to_stdout = not args.output or args.output == "-"
-  if to_stdout and not core.fd_valid(1) then return fail("cannot write to stdout: Bad file descriptor") end
-
-  -- bad queries and a broken policy are told before a whole probe run
-  for _, q in ipairs(args.query) do
-    local ok, err = probe.parse_query(q, args.host)
-    if not ok then return fail(err) end
-  end
-  -- the policy first: a broken policy file should not cost a whole probe run
-  local policy
-  if fmt ~= "facts" then
-    local err
-    if args.policy then
-      policy, err = pol.load(args.policy)
-      if not policy then return fail(err) end
-    else
-      policy = pol.default()
-    end
-    if args.expiry_days then
-      if args.expiry_days < 0 then return fail("--expiry-days must not be negative") end
-      local err2
-      policy, err2 = pol.merge(policy, { thresholds = { expiry_days = args.expiry_days } }, "--expiry-days")
-      if not policy then return fail(err2) end
-    end
-  end
-
   -- from here on SIGINT/SIGTERM end the run in order, not in mid-write:
   -- the first stops new queries and gives those in flight a grace period,
   -- a second stops at once
@@ -274,7 +191,7 @@ function M.run(argv)
   local out, oerr
   if STREAMING[fmt] then out, oerr = output.stream(args.output) else out, oerr = output.document(args.output) end
   if not out then return fail(oerr) end
-  local R = emitter(fmt, policy, out, prog)
+  local R = results.new { fmt = fmt, policy = policy, out = out, prog = prog }
   R.saved_verdicts = saved_verdicts
 
   local function finish()
@@ -287,7 +204,7 @@ function M.run(argv)
       if signal and not to_stdout then
         out:abort()   -- an interrupted document does not replace a saved one
       else
-        local ok, err = write_document(R, args)
+        local ok, err = R:document(use_color(args))
         if not ok then return fail(err) end
       end
     else
@@ -313,9 +230,9 @@ function M.run(argv)
       prog:say(("no query to probe (%d in other shards, %d already in %s, %d invalid)")
         :format(sk.shard or 0, sk.done or 0, text.utf8(tostring(args.output)), sk.invalid or 0))
       if (sk.invalid or 0) > 0 then return EXIT_UNKNOWN end
-      return next(R.saved_verdicts or {}) and status_of(R) or 0
+      return next(R.saved_verdicts or {}) and R:status() or 0
     end
-    return status_of(R)
+    return R:status()
   end
 
   if args.from_facts then
@@ -408,6 +325,54 @@ function M.run(argv)
   local status = finish()
   if reader then reader:close() end
   return status
+end
+
+function M.run(argv)
+  local p = parser()
+  local okp, args = p:pparse(argv)
+  if not okp then
+    io.stderr:write(p:get_usage(), "\n")
+    return fail(args)
+  end
+  local fmt, ferr = format_of(args)
+  if not fmt then return fail(ferr) end
+  if args.from_facts and (#args.query > 0 or args.file) then
+    return fail("give either queries (or -f FILE) or --from-facts FILE, not both")
+  end
+  if not args.from_facts and #args.query == 0 and not args.file then
+    io.stderr:write(p:get_usage(), "\n")
+    return fail("nothing to probe: give a domain, -f FILE (or --from-facts FILE)")
+  end
+  if fmt == "facts" and args.from_facts then
+    return fail("--facts prints what a probe gathered; with --from-facts there is no probe")
+  end
+  local shard, berr = bulk_usage(args, fmt)
+  if shard == nil then return fail(berr) end
+
+  -- bad queries and a broken policy are told before a whole probe run
+  for _, q in ipairs(args.query) do
+    local ok, err = probe.parse_query(q, args.host)
+    if not ok then return fail(err) end
+  end
+  -- the policy first: a broken policy file should not cost a whole probe run
+  local policy
+  if fmt ~= "facts" then
+    local err
+    if args.policy then
+      policy, err = pol.load(args.policy)
+      if not policy then return fail(err) end
+    else
+      policy = pol.default()
+    end
+    if args.expiry_days then
+      if args.expiry_days < 0 then return fail("--expiry-days must not be negative") end
+      local err2
+      policy, err2 = pol.merge(policy, { thresholds = { expiry_days = args.expiry_days } }, "--expiry-days")
+      if not policy then return fail(err2) end
+    end
+  end
+
+  return run_queries(args, fmt, shard or nil, policy)
 end
 
 --- Runs the CLI, turning any internal error into one line and status 3,
