@@ -160,18 +160,20 @@ local function run_queries(args, fmt, shard, policy)
   -- the first stops new queries and gives those in flight a grace period,
   -- a second stops at once
   local sigfd = core.signal_catch()
+  local show = args.progress or (not args.no_progress and core.isatty(2))
+  local prog = progress.new { out = io.stderr, tty = core.isatty(2), show = show }
   local signal, run_loop
   local function signalled()
     local sig, count = core.signal_caught()
     if sig ~= 0 then
       signal = signal or sig
-      if run_loop then run_loop:stop(core.now() + (count >= 2 and 0 or SIGNAL_GRACE_MS)) end
+      -- nothing in flight (only the list reader waiting): no grace needed
+      local now = count >= 2 or prog.started_n == prog.done_n
+      if run_loop then run_loop:stop(core.now() + (now and 0 or SIGNAL_GRACE_MS)) end
     end
     return signal ~= nil
   end
 
-  local show = args.progress or (not args.no_progress and core.isatty(2))
-  local prog = progress.new { out = io.stderr, tty = core.isatty(2), show = show }
 
   -- what an interrupted run already saved
   local skip, saved_verdicts
@@ -312,6 +314,8 @@ local function run_queries(args, fmt, shard, policy)
     if not ok then
       R.werr = err
       run_loop:stop()
+    elseif signal and prog.started_n == prog.done_n then
+      run_loop:stop()   -- the last one in flight ended: no need to wait for the grace
     end
   end, function(l)
     run_loop = l
