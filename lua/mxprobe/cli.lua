@@ -133,6 +133,12 @@ local function format_of(args)
   return fmt
 end
 
+-- a user's path or a list's text in a message on stderr: valid UTF-8, no
+-- control characters (a terminal must not take them as commands)
+local function shown(s)
+  return (text.utf8(tostring(s)):gsub("%c", "?"))
+end
+
 -- bulk CLI: the usage of -o, --resume, --progress and --shard; returns
 -- the shard {i, n} (false: none), or nil, message
 local function bulk_usage(args, fmt)
@@ -174,7 +180,6 @@ local function run_queries(args, fmt, shard, policy)
     return signal ~= nil
   end
 
-
   -- what an interrupted run already saved
   local skip, saved_verdicts
   if args.resume then
@@ -186,7 +191,7 @@ local function run_queries(args, fmt, shard, policy)
     if info.torn > 0 then
       local ok, err = resume.drop_torn(args.output, info)
       if not ok then return fail(err) end
-      prog:say(("%s: dropped a torn last line (%d bytes)"):format(args.output, info.torn))
+      prog:say(("%s: dropped a torn last line (%d bytes)"):format(shown(args.output), info.torn))
     end
   end
 
@@ -222,7 +227,7 @@ local function run_queries(args, fmt, shard, policy)
     end
     if R.rerr then
       -- what was probed is written; the list could not be read to its end
-      prog:say(("cannot read %s: %s"):format(text.utf8(tostring(args.file)), R.rerr))
+      prog:say(("cannot read %s: %s"):format(shown(args.file), R.rerr))
       return EXIT_UNKNOWN
     end
     if prog.started_n == 0 and not args.from_facts then
@@ -230,7 +235,7 @@ local function run_queries(args, fmt, shard, policy)
       -- (both fine), or invalid (not)
       local sk = R.skipped
       prog:say(("no query to probe (%d in other shards, %d already in %s, %d invalid)")
-        :format(sk.shard or 0, sk.done or 0, text.utf8(tostring(args.output)), sk.invalid or 0))
+        :format(sk.shard or 0, sk.done or 0, shown(args.output), sk.invalid or 0))
       if (sk.invalid or 0) > 0 then return EXIT_UNKNOWN end
       return next(R.saved_verdicts or {}) and R:status() or 0
     end
@@ -260,7 +265,7 @@ local function run_queries(args, fmt, shard, policy)
     reader, rerr = core.line_reader(args.file == "-" and 0 or args.file)
     if not reader then
       out:abort()
-      return fail("cannot read " .. tostring(rerr):gsub("^open ", ""))
+      return fail("cannot read " .. shown((tostring(rerr):gsub("^open ", ""))))
     end
   end
   local select = queries.selector { as_host = args.host, shard = shard, skip = skip }
@@ -297,7 +302,7 @@ local function run_queries(args, fmt, shard, policy)
       if not key then R.skipped[why] = (R.skipped[why] or 0) + 1 end
       return key, why, msg
     end,
-    on_invalid = function(name, n, msg) prog:say(("%s:%d: %s (skipped)"):format(text.utf8(name), n, msg)) end,
+    on_invalid = function(name, n, msg) prog:say(("%s:%d: %s (skipped)"):format(shown(name), n, msg)) end,
     stop = function() return R.werr ~= nil or signalled() end,
   }
   local function next_query()
