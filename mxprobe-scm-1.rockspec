@@ -34,6 +34,7 @@ build = {
       sources = {
         "csrc/core.c", "csrc/err.c", "csrc/net.c", "csrc/smtp.c", "csrc/dns.c", "csrc/tls.c", "csrc/x509.c",
         "csrc/poller.c", "csrc/random.c", "csrc/http.c",
+        "csrc/proc.c", "csrc/lines.c", -- bulk CLI
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       incdirs = { "csrc", "$(LIBTLS_INCDIR)", "$(LDNS_INCDIR)", "$(OPENSSL_INCDIR)" },
@@ -59,6 +60,12 @@ build = {
     ["mxprobe.checks.tls_starttls"] = "lua/mxprobe/checks/tls_starttls.lua",
     ["mxprobe.checks.util"] = "lua/mxprobe/checks/util.lua",
     ["mxprobe.cli"] = "lua/mxprobe/cli.lua",
+    -- bulk CLI: the CLI's helpers, one concern each
+    ["mxprobe.cli.output"] = "lua/mxprobe/cli/output.lua",
+    ["mxprobe.cli.progress"] = "lua/mxprobe/cli/progress.lua",
+    ["mxprobe.cli.queries"] = "lua/mxprobe/cli/queries.lua",
+    ["mxprobe.cli.resume"] = "lua/mxprobe/cli/resume.lua",
+    ["mxprobe.cli.results"] = "lua/mxprobe/cli/results.lua",
     ["mxprobe.conn"] = "lua/mxprobe/conn.lua",
     ["mxprobe.dns"] = "lua/mxprobe/dns.lua",
     ["mxprobe.facts"] = "lua/mxprobe/facts.lua",

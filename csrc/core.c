@@ -43,6 +43,7 @@ static void push_limits(lua_State *L)
 		{"http_body_max", MXP_HTTP_BODY_MAX},
 		{"http_headers_max", MXP_HTTP_HEADERS_MAX},
 		{"http_chunk_line_max", MXP_HTTP_CHUNK_LINE_MAX},
+		{"list_line_max", MXP_LIST_LINE_MAX},   /* bulk CLI */
 	};
 	size_t i;
 
@@ -64,6 +65,8 @@ int luaopen_mxprobe_core(lua_State *L)
 	mxp_poller_open(L);
 	mxp_random_open(L);
 	mxp_http_open(L);
+	mxp_proc_open(L);   /* bulk CLI: tty, signals, truncate */
+	mxp_lines_open(L);  /* bulk CLI: query lists */
 	push_limits(L);
 	lua_setfield(L, -2, "limits");
 	push_library_versions(L);

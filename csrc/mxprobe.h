@@ -24,6 +24,7 @@
 #define MXP_TLS_CONFIG_MT "mxprobe.tls.config"    /* one libtls config */
 #define MXP_X509_GUARD_MT "mxprobe.x509.guard"    /* OpenSSL objects of one call */
 #define MXP_X509_STORE_MT "mxprobe.x509.store"    /* one cached CA store */
+#define MXP_LINES_MT  "mxprobe.lines"             /* bulk CLI: a query list reader */
 
 /* registry fields */
 #define MXP_TLS_CONFIGS_KEY "mxprobe.tls.configs"   /* option key -> config */
@@ -81,6 +82,9 @@
 #ifndef MXP_HTTP_CHUNK_LINE_MAX /* bytes of one chunk-size line, extensions included */
 #define MXP_HTTP_CHUNK_LINE_MAX 1024
 #endif
+#ifndef MXP_LIST_LINE_MAX      /* bytes of one line of a query list (bulk CLI) */
+#define MXP_LIST_LINE_MAX 4096
+#endif
 #ifndef MXP_TEXT_MAX           /* bytes of any one name/field copied out */
 #define MXP_TEXT_MAX 1024
 #endif
@@ -111,6 +115,8 @@ void mxp_x509_open(lua_State *L);  /* x509.c: chain parsing, verification */
 void mxp_poller_open(lua_State *L); /* poller.c: epoll, one-shot arming   */
 void mxp_random_open(lua_State *L); /* random.c: getrandom(2)             */
 void mxp_http_open(lua_State *L);   /* http.c: HTTP response framing (pure) */
+void mxp_proc_open(lua_State *L);   /* proc.c: isatty, SIGINT/SIGTERM, truncate */
+void mxp_lines_open(lua_State *L);  /* lines.c: query lists, a line at a time */
 
 /* net.c: the descriptor of a "mxprobe.sock" at stack index idx (raises on
  * anything else, or on a closed socket) */

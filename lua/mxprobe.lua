@@ -32,8 +32,10 @@ end
 -- flight): source is a list of query strings or an iterator returning them;
 -- sink(facts, i) receives each facts table as it finishes, and nothing is
 -- kept. Returns the number of queries, or nil, message for bad options.
-function M.probe_many(source, opts, sink)
-  return probe.probe_many(source, opts, sink)
+-- with_loop(loop), optional, sees the run's loop first (loop:watch,
+-- loop:stop: see mxprobe.loop).
+function M.probe_many(source, opts, sink, with_loop)
+  return probe.probe_many(source, opts, sink, with_loop)
 end
 
 --- Probes a list of queries; returns the list of facts in their order.

@@ -12,6 +12,8 @@ postfix nsd unbound python3 procps iproute2 clang libclang-rt-dev valgrind"
 PKGS="$PKGS chromium"
 # MTA-STS (issue 8): the lab's HTTPS server for the policies
 PKGS="$PKGS nginx"
+# bulk CLI: the Kubernetes example's spec reads its YAML
+PKGS="$PKGS python3-yaml"
 
 missing=""
 for p in $PKGS; do

@@ -8,11 +8,22 @@ local mxprobe = require "mxprobe"
 local facts_io = require "mxprobe.facts"
 local probe = require "mxprobe.probe"
 local pol = require "mxprobe.policy"
-local judge = require "mxprobe.judge"
+local core = require "mxprobe.core"
+local formats = require "mxprobe.report.formats"
+local report_json = require "mxprobe.report.json"
+local queries = require "mxprobe.cli.queries"
+local output = require "mxprobe.cli.output"
+local resume = require "mxprobe.cli.resume"
+local progress = require "mxprobe.cli.progress"
+local results = require "mxprobe.cli.results"
+local text = require "mxprobe.text"
+local loop = require "mxprobe.loop"
 
 local M = {}
 
 local EXIT_UNKNOWN = 3
+local SIGNAL_GRACE_MS = 5000   -- in-flight queries get this long to end after SIGINT/SIGTERM
+local STREAMING = { jsonl = true, facts = true }   -- written a line at a time
 
 local function parser()
   local p = argparse("mxprobe", "Test the mail transport of domains: MX records, TCP port 25, "
@@ -25,10 +36,33 @@ or an address literal ([192.0.2.1], [2001:db8::1]:2525).
 mxprobe sends EHLO, STARTTLS, MAIL FROM, RCPT TO, RSET and QUIT. It never
 sends DATA and never delivers a message.
 
-Exit status: 0 ok, 1 warning, 2 critical, 3 could not test or bad usage.]])
+Bulk runs: -f FILE reads one query per line ("-": stdin; blank lines and
+"#" comments ignored; a bad line is reported with its number and skipped).
+--format jsonl (or facts) with -o FILE appends one line per query as it
+ends; after an interruption, the same command with --resume skips what FILE
+already holds. --shard I/N probes this machine's share of the list.
+SIGINT/SIGTERM: no new query starts, those in flight get 5 s to end, every
+line written is complete; "interrupted: N of M done", status 130/143.
+
+Exit status: 0 ok, 1 warning, 2 critical, 3 could not test, bad usage or
+output that could not be written; 130/143 interrupted.]])
   p:argument("query", "Domains, host:port or [address] literals to probe."):args("*")
-  p:flag("--facts", "Print the raw facts as JSON Lines (one document per query), no judging.")
-  p:flag("--json", "Print the report as one JSON document (facts, findings, scores).")
+  p:flag("--facts", "Print the raw facts as JSON Lines (one document per query), no judging. "
+    .. "Same as --format facts.")
+  p:flag("--json", "Print the report as one JSON document (facts, findings, scores). Same as --format json.")
+  -- bulk CLI: lists in, lines out, shards, progress
+  p:option("-f --file", "Read queries from FILE, one a line ('-': standard input)."):argname("FILE")
+  p:option("--format", "Output format: " .. table.concat(formats.names, ", ") .. " (whole reports; text "
+    .. "is the default), jsonl (one judged result a line, as each query ends), facts (raw facts, JSON Lines).")
+    :argname("FMT")
+  p:option("-o --output", "Write the output to FILE: jsonl/facts lines are appended and flushed as "
+    .. "results arrive; a whole document is written to a temporary file and renamed."):argname("FILE")
+  p:flag("--resume", "With -o FILE and --format jsonl or facts: skip the queries FILE already holds "
+    .. "a complete line for, drop a torn last line, append the rest.")
+  p:option("--shard", "Probe only shard I of N (0 <= I < N): a stable hash of each normalised query "
+    .. "picks its shard, so N machines cover a list exactly once."):argname("I/N")
+  p:flag("--progress", "Show progress on stderr even when it is not a terminal.")
+  p:flag("--no-progress", "Never show progress (default: shown when stderr is a terminal).")
   p:option("--from-facts", "Judge and report facts saved by --facts, without any network."):argname("FILE")
   p:option("--policy", "Load a policy file (Lua) with weights, thresholds and checks of its own."):argname("FILE")
   p:option("--expiry-days", "Warn when a certificate expires within N days (default 14)."):argname("N")
@@ -75,14 +109,231 @@ local function probe_options(args)
 end
 
 local function use_color(args)
-  if args.no_color or args.json then return false end
+  if args.no_color or args.json or (args.output and args.output ~= "-") then return false end
   local nc = os.getenv("NO_COLOR")
   if nc and nc ~= "" then return false end
   local term = os.getenv("TERM")
   if term == "dumb" then return false end
-  -- isatty(1) without C: ask the shell once
-  local ok = os.execute("test -t 1")
-  return ok == true
+  return core.isatty(1)
+end
+
+-- the output format of args, or nil, message
+local function format_of(args)
+  local fmt = args.format
+  if args.json or args.facts then
+    local alias = args.json and "json" or "facts"
+    if args.json and args.facts then return nil, "give one of --json and --facts" end
+    if fmt and fmt ~= alias then return nil, ("--%s and --format %s disagree"):format(alias, fmt) end
+    fmt = alias
+  end
+  fmt = fmt or "text"
+  if not STREAMING[fmt] and not formats.known(fmt) then
+    return nil, ("unknown --format %q (known: %s, jsonl, facts)"):format(fmt, table.concat(formats.names, ", "))
+  end
+  return fmt
+end
+
+-- a user's path or a list's text in a message on stderr: valid UTF-8, no
+-- control characters (a terminal must not take them as commands)
+local function shown(s)
+  return (text.utf8(tostring(s)):gsub("%c", "?"))
+end
+
+-- bulk CLI: the usage of -o, --resume, --progress and --shard; returns
+-- the shard {i, n} (false: none), or nil, message
+local function bulk_usage(args, fmt)
+  if args.resume and not (args.output and args.output ~= "-" and STREAMING[fmt]) then
+    return nil, "--resume needs -o FILE and --format jsonl or facts"
+  end
+  if args.progress and args.no_progress then return nil, "give one of --progress and --no-progress" end
+  -- a closed stdout: the next descriptor opened (a socket) would get its number
+  if (not args.output or args.output == "-") and not core.fd_valid(1) then
+    return nil, "cannot write to stdout: Bad file descriptor"
+  end
+  if not args.shard then return false end
+  if args.from_facts then return nil, "--shard splits queries to probe, not --from-facts" end
+  local i, n = queries.parse_shard(args.shard)
+  if not i then return nil, n end
+  return { i, n }
+end
+
+-- The run itself, once the usage is checked and the policy loaded: the
+-- queries (arguments, list file, or --from-facts) through shard and resume
+-- into probe_many, each result to its output as it ends; progress, signals.
+local function run_queries(args, fmt, shard, policy)
+  local to_stdout = not args.output or args.output == "-"
+  -- from here on SIGINT/SIGTERM end the run in order, not in mid-write:
+  -- the first stops new queries and gives those in flight a grace period,
+  -- a second stops at once
+  local sigfd = core.signal_catch()
+  local show = args.progress or (not args.no_progress and core.isatty(2))
+  local prog = progress.new { out = io.stderr, tty = core.isatty(2), show = show }
+  local signal, run_loop
+  local function signalled()
+    local sig, count = core.signal_caught()
+    if sig ~= 0 then
+      signal = signal or sig
+      -- nothing in flight (only the list reader waiting): no grace needed
+      local now = count >= 2 or prog.started_n == prog.done_n
+      if run_loop then run_loop:stop(core.now() + (now and 0 or SIGNAL_GRACE_MS)) end
+    end
+    return signal ~= nil
+  end
+
+  -- what an interrupted run already saved
+  local skip, saved_verdicts
+  if args.resume then
+    local schema = fmt == "facts" and facts_io.SCHEMA or report_json.RESULT_SCHEMA
+    local info
+    skip, info = resume.scan(args.output, schema, args.host)
+    if not skip then return fail(info) end
+    saved_verdicts = info.verdicts
+    if info.torn > 0 then
+      local ok, err = resume.drop_torn(args.output, info)
+      if not ok then return fail(err) end
+      prog:say(("%s: dropped a torn last line (%d bytes)"):format(shown(args.output), info.torn))
+    end
+  end
+
+  local out, oerr
+  if STREAMING[fmt] then out, oerr = output.stream(args.output) else out, oerr = output.document(args.output) end
+  if not out then return fail(oerr) end
+  local R = results.new { fmt = fmt, policy = policy, out = out, prog = prog }
+  R.saved_verdicts = saved_verdicts
+
+  local function finish()
+    prog:done()
+    if R.werr then
+      out:abort()
+      return fail(R.werr)
+    end
+    if not STREAMING[fmt] then
+      if signal and not to_stdout then
+        out:abort()   -- an interrupted document does not replace a saved one
+      else
+        local ok, err = R:document(use_color(args))
+        if not ok then return fail(err) end
+      end
+    else
+      local ok, err = out:commit()
+      if not ok then return fail(err) end
+    end
+    signalled()
+    if prog.started_n > 1 then prog:say(prog:summary()) end
+    if signal then
+      local total = prog.total or (prog.started_n + (R.rest and R.rest() or 0))
+      prog:say(("interrupted: %d of %d done"):format(prog.done_n, total))
+      return 128 + signal
+    end
+    if R.rerr then
+      -- what was probed is written; the list could not be read to its end
+      prog:say(("cannot read %s: %s"):format(shown(args.file), R.rerr))
+      return EXIT_UNKNOWN
+    end
+    if prog.started_n == 0 and not args.from_facts then
+      -- nothing to probe: every query was in another shard, already saved
+      -- (both fine), or invalid (not)
+      local sk = R.skipped
+      prog:say(("no query to probe (%d in other shards, %d already in %s, %d invalid)")
+        :format(sk.shard or 0, sk.done or 0, shown(args.output), sk.invalid or 0))
+      if (sk.invalid or 0) > 0 then return EXIT_UNKNOWN end
+      return next(R.saved_verdicts or {}) and R:status() or 0
+    end
+    return R:status()
+  end
+
+  if args.from_facts then
+    local list, err = facts_io.load(args.from_facts)
+    if not list then
+      out:abort()
+      return fail(err)
+    end
+    prog.total = #list
+    for i, f in ipairs(list) do
+      if signalled() then break end
+      prog:started()
+      local ok, werr = R.emit(f, i)
+      if not ok then R.werr = werr break end
+    end
+    return finish()
+  end
+
+  -- the queries: arguments, then the list file, through shard and resume
+  local reader
+  if args.file then
+    local rerr
+    reader, rerr = core.line_reader(args.file == "-" and 0 or args.file)
+    if not reader then
+      out:abort()
+      return fail("cannot read " .. shown((tostring(rerr):gsub("^open ", ""))))
+    end
+  end
+  local select = queries.selector { as_host = args.host, shard = shard, skip = skip }
+  local counted = #args.query
+  for _, q in ipairs(args.query) do
+    if not select(q) then counted = counted - 1 end
+  end
+  local regular = reader and reader:regular()
+  if not reader then
+    prog.total = counted
+  elseif regular and show then
+    -- a regular file is counted first for the progress line's total
+    -- (about 5 s a million lines: only when the line is shown)
+    local fh = io.open(args.file, "rb")
+    if fh then
+      prog.total = counted + queries.count(queries.file_lines(fh), select)
+      fh:close()
+    end
+  end
+  local read_line
+  if reader then
+    read_line = queries.reader_lines(reader, function(fd)
+      loop.wait(fd, loop.READ, core.now() + 3600000)
+    end, function(err) R.rerr = err end)
+    -- otherwise only an interrupted run counts what it left in the file
+    if regular and not prog.total then R.rest = function() return queries.count(read_line, select) end end
+  end
+  -- one task at a time reads the list (a read may wait for stdin)
+  local reading = loop.semaphore(1)
+  local source = queries.source {
+    args = args.query, read_line = read_line, name = args.file == "-" and "stdin" or args.file,
+    select = function(q)
+      local key, why, msg = select(q)
+      if not key then R.skipped[why] = (R.skipped[why] or 0) + 1 end
+      return key, why, msg
+    end,
+    on_invalid = function(name, n, msg) prog:say(("%s:%d: %s (skipped)"):format(shown(name), n, msg)) end,
+    stop = function() return R.werr ~= nil or signalled() end,
+  }
+  local function next_query()
+    reading:acquire()
+    local ok, q = pcall(source)
+    reading:release()
+    if not ok then error(q, 0) end
+    if q ~= nil then prog:started() end
+    return q
+  end
+  local n, perr = mxprobe.probe_many(next_query, probe_options(args), function(f, i)
+    if R.werr then return end
+    local ok, err = R.emit(f, i)
+    if not ok then
+      R.werr = err
+      run_loop:stop()
+    elseif signal and prog.started_n == prog.done_n then
+      run_loop:stop()   -- the last one in flight ended: no need to wait for the grace
+    end
+  end, function(l)
+    run_loop = l
+    if sigfd then l:watch(sigfd, signalled) end
+    signalled()   -- one that came before the loop
+  end)
+  if not n then
+    out:abort()
+    return fail(perr)
+  end
+  local status = finish()
+  if reader then reader:close() end
+  return status
 end
 
 function M.run(argv)
@@ -92,16 +343,20 @@ function M.run(argv)
     io.stderr:write(p:get_usage(), "\n")
     return fail(args)
   end
-  if args.from_facts and #args.query > 0 then
-    return fail("give either queries or --from-facts FILE, not both")
+  local fmt, ferr = format_of(args)
+  if not fmt then return fail(ferr) end
+  if args.from_facts and (#args.query > 0 or args.file) then
+    return fail("give either queries (or -f FILE) or --from-facts FILE, not both")
   end
-  if not args.from_facts and #args.query == 0 then
+  if not args.from_facts and #args.query == 0 and not args.file then
     io.stderr:write(p:get_usage(), "\n")
-    return fail("nothing to probe: give a domain (or --from-facts FILE)")
+    return fail("nothing to probe: give a domain, -f FILE (or --from-facts FILE)")
   end
-  if args.facts and args.from_facts then
+  if fmt == "facts" and args.from_facts then
     return fail("--facts prints what a probe gathered; with --from-facts there is no probe")
   end
+  local shard, berr = bulk_usage(args, fmt)
+  if shard == nil then return fail(berr) end
 
   -- bad queries and a broken policy are told before a whole probe run
   for _, q in ipairs(args.query) do
@@ -110,7 +365,7 @@ function M.run(argv)
   end
   -- the policy first: a broken policy file should not cost a whole probe run
   local policy
-  if not args.facts then
+  if fmt ~= "facts" then
     local err
     if args.policy then
       policy, err = pol.load(args.policy)
@@ -126,45 +381,24 @@ function M.run(argv)
     end
   end
 
-  local list
-  if args.from_facts then
-    local err
-    list, err = facts_io.load(args.from_facts)
-    if not list then return fail(err) end
-  elseif args.facts then
-    local out = io.stdout
-    local res, err = mxprobe.probe_many(args.query, probe_options(args), function(f)
-      out:write(facts_io.encode(f), "\n")
-      out:flush()
-      if f.error then io.stderr:write("mxprobe: ", f.query, ": ", f.error, "\n") end
-    end)
-    if not res then return fail(err) end
-    return 0
-  else
-    local err
-    list, err = mxprobe.probe_list(args.query, probe_options(args))
-    if not list then return fail(err) end
-  end
-
-  local judgements = {}
-  for i, f in ipairs(list) do
-    judgements[i] = judge.run(f, policy)
-  end
-  local text = mxprobe.report(list, judgements, {
-    format = args.json and "json" or "text", color = use_color(args),
-  })
-  io.stdout:write(text)
-  if text:sub(-1) ~= "\n" then io.stdout:write("\n") end
-  return judge.exit_status(judgements)
+  return run_queries(args, fmt, shard or nil, policy)
 end
 
---- Runs the CLI, turning any internal error into one line and status 3.
+--- Runs the CLI, turning any internal error into one line and status 3,
+-- and SIGINT/SIGTERM (caught from the start: never Lua's "interrupted!")
+-- into "interrupted" and 130/143.
 function M.main(argv)
+  core.signal_catch()
   local ok, status = xpcall(M.run, debug.traceback, argv)
   if not ok then
     if os.getenv("MXPROBE_DEBUG") then io.stderr:write(status, "\n") end
     local first = tostring(status):match("^[^\n]*")
     return fail("internal error: " .. first .. " (set MXPROBE_DEBUG=1 for details)")
+  end
+  local sig = core.signal_caught()
+  if sig ~= 0 and status < 128 then
+    io.stderr:write("mxprobe: interrupted\n")
+    return 128 + sig
   end
   return status
 end

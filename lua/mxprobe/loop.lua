@@ -12,6 +12,10 @@
 --   loop.new() -> Loop;  Loop:spawn(fn, ...);  Loop:run() -> errors (tracebacks)
 --   Loop:stats() -> { turns, events, resumed, waiting, ready, parked, tasks,
 --                     dropped, heap }
+--   Loop:watch(fd, fn)   fn(loop) whenever fd is readable (a wake-up
+--                        descriptor, e.g. a signal's self-pipe); not a task
+--   Loop:stop([deadline]) run() returns at deadline (default now) even with
+--                        tasks left: they are abandoned, never resumed
 --   loop.current() -> the Loop running the current task, or nil
 --   loop.all(fns)                  run fns concurrently, return when all are done
 --   loop.pool(source, n, worker)   stream items through at most n workers
@@ -244,6 +248,21 @@ function Loop:stats()
   }
 end
 
+--- Calls fn(self) from the loop whenever fd is readable (fn drains it).
+-- The watch is no task: it keeps nothing alive, and run() still returns
+-- when the last task ends.
+function Loop:watch(fd, fn)
+  self.watch_fd, self.watch_fn, self.watch_armed = fd, fn, false
+end
+
+--- Makes run() return at deadline (monotonic ms, default now) whatever is
+-- still running: the tasks left are abandoned (counted in self.abandoned).
+-- An earlier deadline wins.
+function Loop:stop(deadline)
+  deadline = deadline or core.now()
+  if self.stop_at == nil or deadline < self.stop_at then self.stop_at = deadline end
+end
+
 local function get_poller(self)
   local p = self.poller
   if not p then
@@ -416,15 +435,27 @@ function Loop:turn()
       timeout = math.ceil(top.deadline - core.now())
       if timeout < 0 then timeout = 0 elseif timeout > POLL_MAX_MS then timeout = POLL_MAX_MS end
     end
+    if self.stop_at then
+      local left = math.max(0, math.ceil(self.stop_at - core.now()))
+      if left < timeout or not top then timeout = left end
+    end
   end
-  if self.nfd > 0 then
+  if self.watch_fd and not self.watch_armed then
+    local ok = get_poller(self):arm(self.watch_fd, READ)
+    self.watch_armed = ok == true
+  end
+  if self.nfd > 0 or self.watch_armed then
     local fds, err, n = self.poller:wait(timeout)
     if fds == nil then error("mxprobe.loop: " .. tostring(err), 0) end
     local fdw = self.fdw
     for i = 1, n do
       local fd = fds[i]
       local w = fdw[fd]
-      if w then
+      if fd == self.watch_fd and self.watch_armed then
+        self.watch_armed = false
+        local ok, werr = pcall(self.watch_fn, self)
+        if not ok then self.errors[#self.errors + 1] = "mxprobe.loop: watch: " .. tostring(werr) end
+      elseif w then
         fdw[fd] = nil
         self.nfd = self.nfd - 1
         self.nwait = self.nwait - 1
@@ -472,6 +503,10 @@ function Loop:run()
     end
     if self.rhead > self.rtail then self.rhead, self.rtail = 1, 0 end
     if self.count == 0 then break end
+    if self.stop_at and core.now() >= self.stop_at then
+      self.abandoned = self.count
+      break
+    end
     if self.rhead > self.rtail and self.nwait == 0 then
       self:close()
       error("mxprobe.loop: every task is parked on a semaphore nobody releases", 0)

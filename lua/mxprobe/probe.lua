@@ -182,8 +182,10 @@ end
 -- hands each facts table to sink(facts, i) as it finishes; keeps none.
 -- source: a list of query strings, or an iterator returning them (nil at
 -- the end). Returns the number of queries probed, or nil, message for bad
--- options.
-function M.probe_many(source, opts, sink)
+-- options. with_loop(l), when given, is called with the run's loop before
+-- it starts (the CLI installs its signal watch and stops it through it);
+-- queries abandoned by l:stop() never reach the sink.
+function M.probe_many(source, opts, sink, with_loop)
   if type(sink) ~= "function" then error("probe_many: sink must be a function (facts, i)", 2) end
   local ctx, err = new_ctx(opts)
   if not ctx then return nil, err end
@@ -202,6 +204,7 @@ function M.probe_many(source, opts, sink)
       sink(f, item.i)
     end)
   end)
+  if with_loop then with_loop(l) end
   local errs = l:run()
   if #errs > 0 then error(errs[1], 0) end
   return n

@@ -75,6 +75,18 @@ function M.document(facts_list, judgement_list, opts)
   }
 end
 
+-- bulk CLI: --format jsonl writes one result a line, as each query ends:
+-- the same object as one element of the report's results, with a schema
+-- id of its own (docs/report.md, "JSON Lines")
+M.RESULT_SCHEMA = "mxprobe.result/1"
+
+--- One result as a JSON line (no newline): facts f judged as j.
+function M.result_line(f, j, opts)
+  local r = M.document({ f }, { j }, opts).results[1]
+  r.schema = M.RESULT_SCHEMA
+  return json.encode(r, report_list_keys())
+end
+
 function M.render(facts_list, judgement_list, opts)
   return json.encode(M.document(facts_list, judgement_list, opts), report_list_keys()) .. "\n"
 end
