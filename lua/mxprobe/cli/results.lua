@@ -25,7 +25,7 @@ R_.__index = R_
 
 function M.new(o)
   local fmt, policy, out, prog = o.fmt, o.policy, o.out, o.prog
-  local R = setmetatable({ fmt = fmt, out = out, prog = prog, results = {}, judgements = {}, max = 0,
+  local R = setmetatable({ fmt = fmt, policy = policy, out = out, prog = prog, results = {}, judgements = {}, max = 0,
     skipped = {} }, R_)
   function R.emit(f, i)
     local ok, err = true, nil
@@ -64,7 +64,8 @@ function R_:document(color)
     end
   end
   -- required here, not at the top: mxprobe requires nothing of the CLI
-  local doc = require("mxprobe").report(flist, jlist, { format = self.fmt, color = color })
+  local doc = require("mxprobe").report(flist, jlist, { format = self.fmt, color = color,
+    policy = self.policy })  -- the thresholds a report shows (nagios perfdata) follow --policy/--expiry-days
   if doc:sub(-1) ~= "\n" then doc = doc .. "\n" end
   local ok, err = self.out:write(doc)
   if not ok then return nil, err end
