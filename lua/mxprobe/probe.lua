@@ -9,7 +9,10 @@
 --
 -- Within a scope, the gatherers of one subject run in registry order, in
 -- waves: those whose needs are met run concurrently; all the subjects of a
--- scope (every MX host, every target) run concurrently. It records and
+-- scope (every MX host, every target) run concurrently. The domain
+-- gatherers that neither produce the MX hosts nor are needed by a later
+-- scope (MTA-STS, TLS-RPT) run beside the MX and target scopes, so a slow
+-- policy host never delays the SMTP probes. It records and
 -- judges nothing itself; only the structure (which MX hosts, which
 -- targets) is its own.
 
@@ -36,8 +39,9 @@ M.pem_prefix = smtpgather.pem_prefix
 
 -- Runs the gatherers of one scope on one subject; returns the children of
 -- the producing one.
-local function run_scope(gatherers, subject, ctx, env)
-  local done, children = {}, nil
+local function run_scope(gatherers, subject, ctx, env, done)
+  local children
+  done = done or {}
   local pending = {}
   for i, g in ipairs(gatherers) do pending[i] = g end
   while #pending > 0 do
@@ -102,21 +106,27 @@ local function gather_one(qstr, ctx)
   local env = { facts = facts }
   local G = ctx.gatherers
   local mx_of = {}   -- targets[i] -> its MX entry, for the gatherers' env
+  local aside        -- the domain gatherers that run beside the other scopes
   if q.kind == "address" then
     facts.targets[1] = { address = q.address, family = q.family, port = port }
   else
     facts.domain = q.name
     local hosts
     if q.kind == "domain" then
-      hosts = run_scope(G.domain, facts, ctx, env)
+      local done = {}
+      hosts = run_scope(G.domain, facts, ctx, env, done)
+      if #G.domain_aside > 0 then
+        aside = function() run_scope(G.domain_aside, facts, ctx, env, done) end
+      end
     else
       hosts = { { name = q.name, preference = 0 } }
     end
     for i, h in ipairs(hosts) do
       facts.mx[i] = { name = h.name, preference = h.preference, implicit = h.implicit }
     end
-    local per_mx = {}
-    local fns = {}
+  end
+  local function mx_and_targets()
+    local per_mx, fns = {}, {}
     for i, mx in ipairs(facts.mx) do
       fns[i] = function() per_mx[i] = run_scope(G.mx, mx, ctx, { facts = facts, mx = mx }) end
     end
@@ -129,14 +139,44 @@ local function gather_one(qstr, ctx)
         mx_of[#facts.targets] = mx
       end
     end
+    fns = {}
+    for i, t in ipairs(facts.targets) do
+      fns[i] = function() run_scope(G.target, t, ctx, { facts = facts, mx = mx_of[i] }) end
+    end
+    loop.all(fns)
   end
-  local fns = {}
-  for i, t in ipairs(facts.targets) do
-    fns[i] = function() run_scope(G.target, t, ctx, { facts = facts, mx = mx_of[i] }) end
-  end
-  loop.all(fns)
+  if aside then loop.all({ aside, mx_and_targets }) else mx_and_targets() end
   facts.finished = core.time()
   return facts
+end
+
+-- The domain gatherers in two lists: those the MX and target scopes wait
+-- for (the one that produces the MX hosts, whatever a gatherer of a later
+-- scope needs, and their own needs), and the rest, which run beside the MX
+-- and target scopes once the first list is done: an MTA-STS policy host
+-- that never answers must not hold up the SMTP probes by its timeout.
+local function split_domain(list)
+  local by_id, wanted = {}, {}
+  for _, g in ipairs(list) do by_id[g.id] = g end
+  local function want(id)
+    if wanted[id] then return end
+    wanted[id] = true
+    for _, n in ipairs(by_id[id] and by_id[id].needs or {}) do want(n) end
+  end
+  for _, g in ipairs(list) do
+    if g.scope ~= "domain" then
+      for _, n in ipairs(g.needs or {}) do want(n) end
+    elseif g.produces then
+      want(g.id)
+    end
+  end
+  local first, aside = {}, {}
+  for _, g in ipairs(list) do
+    if g.scope == "domain" then
+      if wanted[g.id] then first[#first + 1] = g else aside[#aside + 1] = g end
+    end
+  end
+  return first, aside
 end
 
 local function new_ctx(opts)
@@ -146,6 +186,7 @@ local function new_ctx(opts)
   ctx.gatherers, ctx.scope_of = {}, {}
   for _, scope in ipairs(gather.SCOPES) do ctx.gatherers[scope] = gather.of_scope(scope, list) end
   for _, g in ipairs(list) do ctx.scope_of[g.id] = g.scope end
+  ctx.gatherers.domain, ctx.gatherers.domain_aside = split_domain(list)
   return ctx
 end
 

@@ -129,4 +129,25 @@ describe("hostile HTTPS peer: the MTA-STS policy fetch #hostile #integration", f
     assert.truthy(utf8.len(m.fetch.http.body))
     assert.equal("hostile.test", facts.domain)
   end)
+  -- regress: the domain scope ran to its end before any SMTP dialog began,
+  -- so a policy host that stalls held up every MX probe by its timeout.
+  -- Now the gatherers no later scope needs (mta_sts, tls_rpt) run beside
+  -- the MX and target scopes: the slow SMTP dialog and the stalled fetch
+  -- overlap, and the whole probe takes about the longer of the two, not
+  -- their sum.
+  it("does not hold up the SMTP dialog while the policy fetch stalls", function()
+    local addr = ("127.0.66.%d"):format(BASE + 20)
+    H.start("dns", addr .. ":5300", "mta-sts", "--a " .. addr)
+    H.start("https", addr .. ":443", "drip", "--delay 0.2")
+    H.start("smtp", addr .. ":25", "slow-replies", "--delay 0.3")
+    local facts, ms = H.probe("hostile.test", { resolver = addr .. ":5300" })
+    H.check_common(facts, ms)
+    local fetch, smtp = facts.mta_sts.fetch, facts.targets[1].smtp
+    assert.equal("timeout", fetch.status)
+    assert.is_true(fetch.time_ms >= T_MS - 50, fetch.time_ms)
+    assert.equal("complete", smtp.status)
+    assert.is_true(smtp.time_ms >= 2000, smtp.time_ms)   -- eight or more slow replies
+    -- one after the other it would be fetch + dialog: 2 s more
+    assert.is_true(ms < smtp.time_ms + 1000, ("probe %.0f ms, dialog %.0f ms"):format(ms, smtp.time_ms))
+  end)
 end)
