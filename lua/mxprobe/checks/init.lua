@@ -38,10 +38,12 @@ M.modules = {
   "mxprobe.checks.smtp_unsolicited",
   "mxprobe.checks.tls_starttls",
   "mxprobe.checks.tls_session",
+  "mxprobe.checks.tls_versions",  -- TLS posture: versions accepted
   "mxprobe.checks.tls_cert",
   "mxprobe.checks.tls_chain_order",
   "mxprobe.checks.relay",
   "mxprobe.checks.consistency",
+  "mxprobe.checks.rdns",          -- TLS posture: reverse DNS of each target
 }
 
 -- The judge's own codes, declared like a check's (the judge emits them; it
