@@ -176,6 +176,24 @@ describe("hostile peer: the TLS session after the handshake #hostile #integratio
     assert.equal("pass", finding(j, "relay.denied").state)
   end)
 
+  it("finds a server that speaks only TLS 1.0: neither 1.2 nor 1.3 (critical), 1.0 deprecated", function()
+    local t, facts, _, j, peer = probe("tls10", nil, { tls_versions = true })
+    assert.equal("TLSv1", t.tls.version)
+    local tv = facts.targets[1].tls_versions
+    assert.equal("tested", tv.status)
+    local got = {}
+    for i, v in ipairs(tv.versions) do got[i] = v.version .. " " .. v.status end
+    assert.same({ "TLSv1.0 accepted", "TLSv1.1 refused", "TLSv1.2 refused", "TLSv1.3 refused" }, got)
+    -- the main dialog and one per version: five connections
+    assert.is_true(H.wait_output(peer, ("client: .*"):rep(5)))
+    assert.equal(5, #H.clients(peer))
+    assert.same({ "tls.session.old-version", "tls.versions.deprecated", "tls.versions.no-modern" }, failures(j))
+    local f = finding(j, "tls.versions.no-modern")
+    assert.equal("critical", f.severity)
+    assert.equal("accepted: TLSv1.0 (" .. tv.versions[1].cipher .. "); refused: TLSv1.1, TLSv1.2, TLSv1.3",
+      f.evidence)
+  end)
+
   it("does not reconnect after a refused STARTTLS (454): the session goes on in plaintext", function()
     local t, _, _, _, peer = probe("454-starttls")
     assert.equal("complete", t.status)
