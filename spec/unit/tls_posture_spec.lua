@@ -175,3 +175,28 @@ describe("check rdns #unit", function()
     assert.equal("untested", c["rdns"].state)
   end)
 end)
+
+describe("report.text: the TLS posture line of a target #unit", function()
+  local text = require "mxprobe.report.text"
+  it("shows the versions accepted and refused and the reverse DNS, escaped", function()
+    local f = target_facts {
+      tls_versions = { status = "tested", versions = {
+        v("TLSv1.0", "refused"), v("TLSv1.1", "refused"), v("TLSv1.2", "accepted", "X"),
+        v("TLSv1.3", "accepted", "Y") } },
+      rdns = { name = "1.2.0.192.in-addr.arpa", ptr = { name = "1.2.0.192.in-addr.arpa", type = "PTR", status = "ok",
+        records = {} }, names = { "mx.example.test\27[2J" }, forward = {}, confirmed = false },
+    }
+    local out = text.render({ f }, { judge.run(f) }, {})
+    assert.truthy(out:find("\n    TLS versions accepted: TLSv1.2 TLSv1.3; refused: TLSv1.0 TLSv1.1 · "
+      .. "reverse DNS: mx.example.test\\x1B[2J (not forward-confirmed)\n", 1, true), out)
+  end)
+  it("says when there is no PTR, and shows nothing for facts without either", function()
+    local f = target_facts { rdns = { name = "x", ptr = { name = "x", type = "PTR", status = "nxdomain", records = {} },
+      names = {}, forward = {}, confirmed = false } }
+    assert.truthy(text.render({ f }, { judge.run(f) }, {}):find("\n    reverse DNS: no PTR\n", 1, true))
+    local g = target_facts {}
+    local out = text.render({ g }, { judge.run(g) }, {})
+    assert.is_nil(out:find("reverse DNS: ", 1, true))
+    assert.is_nil(out:find("TLS versions accepted: ", 1, true))
+  end)
+end)
