@@ -3,7 +3,9 @@
 -- STARTTLS dialog per version, and the reverse DNS of each address. The
 -- scenarios (spec/lab/README.md, 127.0.40.x): tlsold (TLS 1.0 to 1.3,
 -- PTR matching), tls13 (TLS 1.3 only, no PTR), rdnsbad (PTR not
--- forward-confirmed), rdnstwo (two PTRs); and the existing good and tls12.
+-- forward-confirmed), rdnstwo (two PTRs); and the existing good and tls12;
+-- item 5 on the existing mxcname (an MX alias whose certificate names only
+-- the canonical name).
 local mxprobe = require "mxprobe"
 local facts_io = require "mxprobe.facts"
 local loop = require "mxprobe.loop"
@@ -216,6 +218,39 @@ describe("TLS posture on the lab #integration", function()
       assert.equal("info", f.severity)
       assert.matches("^2 PTR records for 127%.0%.40%.4: ", f.message)
     end)
+  end)
+end)
+
+describe("names: a certificate for the CNAME-expanded name only #integration", function()
+  it("says the certificate covers the name the MX alias leads to, not the MX name", function()
+    local f = assert(mxprobe.probe("mxcname.example.test", lab.options { tls_versions = false }))
+    local t = f.targets[1]
+    assert.same({ "mx1.good.example.test" }, f.mx[1].dns.cname)
+    local v = t.smtp.verify
+    assert.equal("alias.mxcname.example.test", v.name)
+    assert.is_false(v.name_match)
+    assert.equal("mx1.good.example.test", v.cname)
+    assert.is_true(v.cname_match)
+    assert.is_true((facts_io.validate(f)))
+    local j = mxprobe.judge(f)
+    assert.is_nil(finding(j, "tls.cert.name-mismatch"))
+    local c = finding(j, "tls.cert.cname-only")
+    assert.equal("fail", c.state)
+    assert.equal("warning", c.severity)
+    assert.equal("the certificate covers mx1.good.example.test, the name the MX alias.mxcname.example.test is an "
+      .. "alias of, but not the MX name as published: senders that verify check that (DANE may use both, "
+      .. "RFC 7672 §2.2.3)", c.message)
+    assert.matches("mx1.good.example.test", c.evidence, 1, true)
+  end)
+
+  it("keeps name-mismatch for a certificate that covers neither", function()
+    local f = assert(mxprobe.probe("wrongname.example.test", lab.options { tls_versions = false }))
+    local v = f.targets[1].smtp.verify
+    assert.is_false(v.name_match)
+    assert.is_nil(v.cname)
+    local j = mxprobe.judge(f)
+    assert.equal("fail", finding(j, "tls.cert.name-mismatch").state)
+    assert.is_nil(finding(j, "tls.cert.cname-only"))
   end)
 end)
 

@@ -200,3 +200,25 @@ describe("report.text: the TLS posture line of a target #unit", function()
     assert.is_nil(out:find("TLS versions accepted: ", 1, true))
   end)
 end)
+
+describe("check tls.cert: a certificate for the CNAME-expanded name only #unit", function()
+  local fixtures = require "fixtures.facts._load"
+  local function codes_of(f)
+    local out = {}
+    for _, x in ipairs(judge.run(f).findings) do
+      if x.check == "tls.cert" then out[#out + 1] = x.code .. " " .. x.state end
+    end
+    table.sort(out)
+    return out
+  end
+  it("reports cname-only instead of name-mismatch when the leaf covers the alias's target", function()
+    local f = fixtures.load("mxproblems")
+    local ver = f.targets[1].smtp.verify
+    assert.is_false(ver.name_match)
+    assert.same({ "tls.cert.name-mismatch fail" }, codes_of(f))
+    ver.cname, ver.cname_match = "mx1.good.example.test", true
+    assert.same({ "tls.cert.cname-only fail" }, codes_of(f))
+    ver.cname_match = false
+    assert.same({ "tls.cert.name-mismatch fail" }, codes_of(f))
+  end)
+end)

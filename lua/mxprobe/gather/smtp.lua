@@ -50,6 +50,8 @@ local verify = S.record({
   ok = S.bool, reason = S.str, detail = S.str, depth = S.int,
   errors = S.list(S.record { depth = S.int, reason = S.str, detail = S.str }),
   errors_truncated = S.bool, name = S.str, name_match = S.bool, ca = S.str, chain_length = S.int,
+  -- TLS posture: the leaf against the CNAME-expanded name of an MX alias
+  cname = S.str, cname_match = S.bool,
 }, { "ok" })
 
 local tls_schema = S.record({
@@ -312,6 +314,18 @@ function Session:chain(tls, pem)
   if r.verify then
     r.verify.ca = r.verify.ca and text.utf8(r.verify.ca)
     s.verify = r.verify
+    -- TLS posture: an MX name that is an alias (CNAME) and a certificate
+    -- that does not cover it: does it cover the name the alias leads to?
+    -- (senders that verify check the MX name as published; RFC 7672
+    -- §2.2.3 lets DANE use both)
+    local canon = self.canonical
+    if r.verify.name_match == false and canon and canon ~= self.mx then
+      local cr = self.chains and M.chain_result(self.chains, pem, { name = canon, ca_file = self.o.ca_file })
+        or core.x509_chain(pem, { name = canon, ca_file = self.o.ca_file })
+      if cr and cr.verify and type(cr.verify.name_match) == "boolean" then
+        s.verify.cname, s.verify.cname_match = canon, cr.verify.name_match
+      end
+    end
   else
     s.verify = { ok = false, reason = "other", detail = r.verify_error }
   end
@@ -547,6 +561,9 @@ function M.run(t, ctx, env)
   slot:acquire()
   local domain = env.facts.kind ~= "address" and env.facts.domain or nil
   local session = new_session(t, ctx, domain)
+  -- the CNAME-expanded name of the MX host, when its name is an alias
+  local cname = env.mx and type(env.mx.dns) == "table" and env.mx.dns.cname
+  if type(cname) == "table" and #cname > 0 then session.canonical = sni_of(cname[#cname]) end
   if ctx.options.chain_cache ~= false then
     ctx.cache.chains = ctx.cache.chains or { entries = {}, n = 0 }
     session.chains = ctx.cache.chains
