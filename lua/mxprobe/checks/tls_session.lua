@@ -63,12 +63,12 @@ local function weak_cipher(name, bits, min_bits)
 end
 
 -- The session after the handshake: a failing finding when EHLO inside TLS
--- got no 2xx, false when it was throttled (421: smtp.throttle says it) or
--- never sent, nil when it worked.
+-- got no 2xx, false when it was throttled (421: smtp.throttle says it),
+-- nil when it worked (or was not recorded: facts cut by a gatherer bug).
 local function after_handshake(t)
   local s = U.smtp(t)
   local e = U.tbl(s.ehlo_tls)
-  if not e then return false end
+  if not e then return nil end
   local cmd = e.command == "HELO" and "HELO" or "EHLO"
   local ev = {}
   if U.tbl(e.ehlo_reply) then ev[#ev + 1] = "EHLO: " .. U.reply_line(e.ehlo_reply) end
