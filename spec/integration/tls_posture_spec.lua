@@ -159,6 +159,18 @@ describe("TLS posture on the lab #integration", function()
       -- no TLS in the main dialog, no version dialog
       assert.same({ "ehlo=1 mail=1 rcpt=1/2 rset=1 quit=1 commands=5/6" }, disconnects(log, "lab-rdnsbad"))
     end)
+
+    it("tells two MX that accept different versions apart (consistency)", function()
+      -- after the log spec above has counted its lines: busted runs the
+      -- tests of a block in order, and this probe would add to them
+      local f = finding(mxprobe.judge(assert(mxprobe.probe("versionsmixed.example.test", lab.options()))),
+        "consistency.versions-mixed")
+      assert.equal("fail", f.state)
+      assert.equal("the 2 TLS targets accept 2 different sets of TLS versions", f.message)
+      assert.equal("TLSv1.0 TLSv1.1 TLSv1.2 TLSv1.3: mx.tlsold.example.test [127.0.40.1]; "
+        .. "TLSv1.3: mx.tls13.example.test [127.0.40.2]", f.evidence)
+      assert.is_nil(finding(J.good, "consistency.versions-mixed"))
+    end)
   end)
 
   describe("reverse DNS", function()

@@ -222,3 +222,45 @@ describe("check tls.cert: a certificate for the CNAME-expanded name only #unit",
     assert.same({ "tls.cert.name-mismatch fail" }, codes_of(f))
   end)
 end)
+
+describe("check consistency: TLS versions across targets #unit", function()
+  local function two(a, b)
+    local f = target_facts { tls_versions = { status = "tested", versions = a } }
+    local t1 = f.targets[1]
+    local t2 = {}
+    for k, x in pairs(t1) do t2[k] = x end
+    t2.address = "192.0.2.2"
+    t2.tls_versions = { status = "tested", versions = b }
+    for _, t in ipairs { t1, t2 } do
+      t.smtp = {
+        status = "complete", time_ms = 5, transcript = {}, connect = { status = "ok" },
+        banner = { status = "ok", reply = { code = 220, lines = { "mx.example.test ESMTP" } } },
+        ehlo = { status = "ok", command = "EHLO", reply = { code = 250, lines = { "mx.example.test" } },
+                 extensions = { STARTTLS = "" } },
+        starttls = { status = "ok", command = "STARTTLS", reply = { code = 220, lines = { "go" } } },
+        tls = { status = "ok", version = "TLSv1.3", cipher = "TLS_AES_256_GCM_SHA384", cipher_bits = 256 },
+        ehlo_tls = { status = "ok", command = "EHLO", reply = { code = 250, lines = { "mx.example.test" } },
+                     extensions = {} },
+      }
+    end
+    f.targets[2] = t2
+    return by_code(judge.run(f))
+  end
+  local modern = { v("TLSv1.0", "refused"), v("TLSv1.1", "refused"), v("TLSv1.2", "accepted", "X"),
+                   v("TLSv1.3", "accepted", "Y") }
+  local old = { v("TLSv1.0", "accepted", "X"), v("TLSv1.1", "accepted", "X"), v("TLSv1.2", "accepted", "X"),
+                v("TLSv1.3", "accepted", "Y") }
+  it("reports targets that accept different versions, naming each set", function()
+    local c = two(modern, old)
+    local f = c["consistency.versions-mixed"]
+    assert.equal("fail", f.state)
+    assert.equal("the 2 TLS targets accept 2 different sets of TLS versions", f.message)
+    assert.equal("TLSv1.2 TLSv1.3: [192.0.2.1]; TLSv1.0 TLSv1.1 TLSv1.2 TLSv1.3: [192.0.2.2]", f.evidence)
+  end)
+  it("is silent when they agree, or when a version of one could not be tested", function()
+    assert.is_nil(two(modern, modern)["consistency.versions-mixed"])
+    local partial = { v("TLSv1.0", "untested"), v("TLSv1.1", "accepted", "X"), v("TLSv1.2", "accepted", "X"),
+                      v("TLSv1.3", "accepted", "Y") }
+    assert.is_nil(two(modern, partial)["consistency.versions-mixed"])
+  end)
+end)
