@@ -217,6 +217,23 @@ describe("TLS posture on the lab #integration", function()
         .. "EHLO: mx.rdnsbad.example.test; MX: mx.rdnsbad.example.test", d.evidence)
     end)
 
+    it("asks the reverse name of an IPv6 address, 32 nibbles under ip6.arpa, and confirms it with AAAA", function()
+      local f = assert(mxprobe.probe("v6only.example.test", lab.options { tls_versions = false }))
+      local t = f.targets[1]
+      assert.equal("::1", t.address)
+      local r = t.rdns
+      assert.equal("1." .. ("0."):rep(31) .. "ip6.arpa", r.name)
+      -- Unbound answers ::1 from its own local data: localhost
+      assert.equal("ok", r.ptr.status)
+      assert.same({ "localhost" }, r.names)
+      assert.equal("AAAA", r.forward[1].query.type)
+      assert.is_true(r.confirmed)
+      local j = mxprobe.judge(f)
+      assert.equal("pass", finding(j, "rdns.ok").state)
+      assert.equal("PTR: localhost; banner: mx.v6only.example.test; EHLO: mx.v6only.example.test; "
+        .. "MX: mx.v6only.example.test", finding(j, "rdns.names-differ").evidence)
+    end)
+
     it("reports two PTRs (both confirmed)", function()
       local r = F.rdnstwo.targets[1].rdns
       local names = { r.names[1], r.names[2] }
