@@ -488,11 +488,12 @@ end
 -- connect -> complete banner -> EHLO -> STARTTLS -> handshake with tls_opts
 -- -> QUIT (inside TLS when the handshake succeeded). No relay test. Holds
 -- one of the run's per-address slots; the deadline of the whole dialog is
--- probe_deadline (monotonic ms). Returns a record: status ("accepted",
--- "refused" when the handshake failed, "skipped" when STARTTLS was not
--- offered or not accepted, or the error word of the phase where the
--- dialog stopped), stopped_at, error, version, cipher, cipher_bits,
--- handshake_ms, time_ms, starttls (its reply line).
+-- probe_deadline (monotonic ms). Returns a record: status ("accepted";
+-- "refused" when the handshake failed; "timeout" when it timed out;
+-- "skipped" when STARTTLS was not offered or not accepted this time; the
+-- status word of the dialog when it stopped before STARTTLS, with
+-- stopped_at; "error" for a bug), error, version, cipher, cipher_bits,
+-- handshake_ms, time_ms.
 function M.tls_dialog(t, ctx, tls_opts, probe_deadline)
   local slot = ctx:semaphore(t.address, t.port)
   slot:acquire()
