@@ -189,6 +189,10 @@ describe("report.text: the TLS posture line of a target #unit", function()
     local out = text.render({ f }, { judge.run(f) }, {})
     assert.truthy(out:find("\n    TLS versions accepted: TLSv1.2 TLSv1.3; refused: TLSv1.0 TLSv1.1 · "
       .. "reverse DNS: mx.example.test\\x1B[2J (not forward-confirmed)\n", 1, true), out)
+    f.targets[1].smtp.fallback = { status = "complete", after = "ehlo_tls", time_ms = 1, transcript = {} }
+    out = text.render({ f }, { judge.run(f) }, {})
+    assert.truthy(out:find("(not forward-confirmed) · reconnected in clear text after the TLS failure "
+      .. "(ehlo_tls): complete\n", 1, true), out)
   end)
   it("says when there is no PTR, and shows nothing for facts without either", function()
     local f = target_facts { rdns = { name = "x", ptr = { name = "x", type = "PTR", status = "nxdomain", records = {} },

@@ -209,8 +209,9 @@ local function score_text(s)
   return string.format("grade %s (%s/100)", M.escape(s.grade or "?"), num(s.score))
 end
 
--- TLS posture: one line of what a target showed of its TLS versions and
--- reverse DNS (from the facts; the findings judge them), or nil
+-- TLS posture: one line of what a target showed of its TLS versions, its
+-- reverse DNS and the plaintext fallback (from the facts; the findings
+-- judge them), or nil
 local function posture_line(t, width)
   local parts = {}
   local tv = type(t.tls_versions) == "table" and t.tls_versions or nil
@@ -234,6 +235,11 @@ local function posture_line(t, width)
     elseif ptr.status then
       parts[#parts + 1] = "reverse DNS: " .. tostring(ptr.status)
     end
+  end
+  local fb = type(t.smtp) == "table" and type(t.smtp.fallback) == "table" and t.smtp.fallback or nil
+  if fb then
+    parts[#parts + 1] = ("reconnected in clear text after the TLS failure (%s): %s")
+      :format(tostring(fb.after), tostring(fb.status))
   end
   if #parts == 0 then return nil end
   return field(table.concat(parts, " · "), width)
