@@ -100,6 +100,9 @@ local function base_opts(a, extra)
   local o = {
     resolver = RESOLVER, ca_file = a.ca, timeout = 15, probe_timeout = 90,
     ehlo_name = "bench.mxprobe.test",
+    -- TLS posture: the same dialog as v1 and the floor client, without the
+    -- four version dialogs (v1 ignores the option)
+    tls_versions = false,
   }
   for k, v in pairs(extra or {}) do o[k] = v end
   return o

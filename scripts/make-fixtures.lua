@@ -69,6 +69,11 @@ local SOURCES = {
   ["hostile-markup"] = { peer = "markup-banner" },
   -- the peer sends its self-signed root; verified against the lab's CA
   untrusted = { peer = "untrusted-root", opts = { ca_file = "spec/lab/state/ca/root.pem" } },
+  -- TLS posture: versions, reverse DNS, a TLS session that dies after the
+  -- handshake (and the plaintext fallback)
+  tlsold = { query = "tlsold.example.test" },
+  rdnsbad = { query = "rdnsbad.example.test" },
+  tlsdies = { peer = "close-after-tls" },
   servfail = { dns = "servfail" },
   dnstimeout = { dns = "no-answer" },
 }

@@ -33,6 +33,7 @@ M.defaults = {
   resolver = nil,            -- "ADDR[:PORT]"; default /etc/resolv.conf
   ca_file = nil,             -- default: the system CA store
   chain_cache = true,        -- reuse a chain's decoded result within a run
+  tls_versions = true,       -- TLS posture: one short dialog per TLS version (gather/tls_versions.lua)
 }
 
 local function local_hostname()

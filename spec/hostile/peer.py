@@ -65,6 +65,19 @@ offered when a certificate is available):
   stall-handshake             "220" to STARTTLS, then never a TLS byte
   ehlo-10000-extensions       an EHLO reply of 10,000 extension lines
   pipelining-abuse            replies sent before their command
+  close-after-tls             (TLS posture) the handshake completes, then the
+                              first command inside TLS is met with a close
+  plaintext-in-tls            (TLS posture) the handshake completes, then EHLO
+                              inside TLS is answered in plaintext on the raw
+                              socket (what a broken STARTTLS proxy does)
+  refuse-ehlo-in-tls          (TLS posture) EHLO and HELO inside TLS answered
+                              554 (in plaintext they are accepted)
+  stall-in-tls                (TLS posture) the handshake completes, then no
+                              answer inside TLS ever (held open)
+  starttls-250                (TLS posture) STARTTLS answered "250", not
+                              "220"; the dialog goes on in plaintext
+  --open-relay (any fault)    the outside RCPT is accepted (250) too: an open
+                              relay, e.g. behind broken TLS
   slow-replies                the banner and every reply sent --delay seconds
                               (default 1.5) late: each phase in time, the
                               whole dialog not
@@ -146,7 +159,9 @@ SMTP_FAULTS = ("normal", "no-banner", "drip-banner", "endless-continuation", "hu
                "554-banner", "helo-only", "auth-required", "accept-any", "tls10",
                "all-hostile-banner", "untrusted-root",
                "markup-banner",  # reports (issue 11)
-               ) + CERT_FAULTS
+               # TLS posture: the session after the handshake
+               "close-after-tls", "plaintext-in-tls", "refuse-ehlo-in-tls", "stall-in-tls",
+               "starttls-250") + CERT_FAULTS
 DNS_FAULTS = ("normal", "wrong-id", "wrong-question", "truncated-no-tcp", "compression-loop",
               "many-mx", "many-mx-udp", "mx-cname-self", "cname-loop", "hostile-names",
               "many-targets", "servfail", "no-answer", "mta-sts")
@@ -274,7 +289,8 @@ CRLF = b"\r\n"
 
 
 class Smtp:
-    def __init__(self, fault, ctx, code, delay):
+    def __init__(self, fault, ctx, code, delay, open_relay=False):
+        self.open_relay = open_relay
         self.fault = fault
         self.ctx = ctx          # ssl.SSLContext or None
         self.code = code
@@ -365,6 +381,20 @@ class Smtp:
             line = c.readline()
             log("line: %s" % ascii(line.decode("latin-1")))
             verb = line.split(b" ", 1)[0].split(b":", 1)[0].upper()
+            if tls and f == "close-after-tls":
+                graceful_close(c.sock)
+                return
+            if tls and f == "stall-in-tls":
+                hold(c.sock)
+                return
+            if tls and f == "plaintext-in-tls" and verb in (b"EHLO", b"HELO"):
+                # bytes on the raw socket, outside any TLS record
+                os.write(c.sock.fileno(), b"250 hostile.test plaintext inside TLS" + CRLF)
+                hold(c.sock)
+                return
+            if tls and f == "refuse-ehlo-in-tls" and verb in (b"EHLO", b"HELO"):
+                c.send(b"554 5.7.1 hostile.test: no %s for you inside TLS" % verb + CRLF)
+                continue
             if verb in (b"EHLO", b"HELO"):
                 if f == "421-ehlo":
                     c.send(b"421 4.7.0 hostile.test closing: too many connections" + CRLF)
@@ -396,6 +426,9 @@ class Smtp:
                     c.send(b"421 4.7.0 hostile.test too busy for TLS, try later" + CRLF)
                     graceful_close(c.sock)
                     return
+                if f == "starttls-250":
+                    c.send(b"250 2.0.0 hostile.test STARTTLS ok, go ahead" + CRLF)
+                    continue
                 if f == "454-starttls" or self.ctx is None:
                     c.send(b"454 4.7.0 TLS not available due to local problem" + CRLF)
                     continue
@@ -445,6 +478,8 @@ class Smtp:
                 postmaster = b"postmaster@" in line.lower()
                 if f == "auth-required" and not postmaster:
                     c.send(b"530 5.7.0 Authentication required" + CRLF)
+                elif self.open_relay:
+                    c.send(b"250 2.1.5 Ok" + CRLF)
                 elif f == "accept-any":
                     c.send(b"550 5.1.1 User unknown" + CRLF if postmaster else b"250 2.1.5 Ok" + CRLF)
                 elif postmaster:
@@ -529,7 +564,7 @@ def smtp_main(args):
         die("cannot listen on %s: %s" % (args.listen, e))
     srv.listen(128)
     print("ready", flush=True)
-    smtp = Smtp(args.fault, ctx, args.code, args.delay)
+    smtp = Smtp(args.fault, ctx, args.code, args.delay, args.open_relay)
     while True:
         conn, peer = srv.accept()
         spawn(smtp.serve, conn, peer)
@@ -856,6 +891,7 @@ def main():
     p.add_argument("--key", help="SMTP: PEM key of the leaf")
     p.add_argument("--code", type=int, default=600, help="SMTP code-out-of-range: the code sent")
     p.add_argument("--delay", type=float, default=1.5, help="SMTP slow-replies: seconds per reply")
+    p.add_argument("--open-relay", action="store_true", help="SMTP: accept the outside RCPT too")
     p.add_argument("--count", type=int, default=256, help="DNS many-targets: MX hosts and A records")
     p.add_argument("--a", default="127.0.66.1", help="DNS: address of every A answer")
     args = p.parse_args()

@@ -29,7 +29,8 @@ DNS_RESOLVER=127.0.53.53
 # Every address Postfix listens on (port 25).
 SMTP_ADDRS="127.0.1.1 127.0.1.2 127.0.2.1 127.0.3.1 127.0.4.1 127.0.5.1
 127.0.6.1 127.0.7.1 127.0.8.1 127.0.9.1 127.0.10.1 127.0.13.1 127.0.14.1
-127.0.15.1 127.0.16.1 127.0.17.1 [::1]"
+127.0.15.1 127.0.16.1 127.0.17.1 [::1]
+127.0.40.1 127.0.40.2 127.0.40.3 127.0.40.4"
 CLOSED_ADDR=127.0.11.1
 BLACKHOLE_ADDR=127.0.12.1
 # MTA-STS (issue 8): nginx serving the policies, port 443, by SNI
@@ -259,6 +260,9 @@ make_certs() {
 	leaf weakkey "mx.weakkey.$n" "DNS:mx.weakkey.$n" key=rsa1024 md=sha1 &&
 	leaf helo "mx.helo.$n" "DNS:mx.helo.$n" &&
 	leaf tls12 "mx.tls12.$n" "DNS:mx.tls12.$n" &&
+	# TLS posture: TLS 1.0/1.1 accepted, TLS 1.3 only
+	leaf tlsold "mx.tlsold.$n" "DNS:mx.tlsold.$n" &&
+	leaf tls13 "mx.tls13.$n" "DNS:mx.tls13.$n" &&
 	# self-signed: no CA involved
 	eckey "$CA/selfsigned.key" &&
 	LAB_SAN="DNS:mx.selfsigned.$n" ossl req -new -x509 -key "$CA/selfsigned.key" \

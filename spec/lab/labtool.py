@@ -294,6 +294,11 @@ SCENARIOS = [
     ("helo", "127.0.16.1", "mx.helo.example.test"),
     ("tls12", "127.0.17.1", "mx.tls12.example.test"),
     ("v6only", "::1", "mx.v6only.example.test"),
+    # TLS posture
+    ("tlsold", "127.0.40.1", "mx.tlsold.example.test"),
+    ("tls13", "127.0.40.2", "mx.tls13.example.test"),
+    ("rdnsbad", "127.0.40.3", "mx.rdnsbad.example.test"),
+    ("rdnstwo", "127.0.40.4", "mx.rdnstwo.example.test"),
 ]
 
 

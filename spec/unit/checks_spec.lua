@@ -48,8 +48,8 @@ describe("built-in checks #unit", function()
       assert.is_true(c.scope == "target" or c.scope == "domain", c.id)
     end
     assert.same({ "dns.mx", "tcp", "smtp.banner", "smtp.ehlo", "smtp.extensions", "smtp.throttle",
-      "smtp.timeout", "smtp.unsolicited", "tls.starttls", "tls.session", "tls.cert", "tls.chain",
-      "relay", "consistency", "mta_sts", "tls_rpt" }, ids)
+      "smtp.timeout", "smtp.unsolicited", "tls.starttls", "tls.session", "tls.versions", "tls.cert",
+      "tls.chain", "relay", "consistency", "mta_sts", "tls_rpt", "rdns" }, ids)
   end)
 
   it("declare each code with its default severity and weight, and name it after the check", function()

@@ -43,7 +43,7 @@ describe("policy.default #unit", function()
         assert.equal(d.weight, p.weights[code], code)
       end
     end
-    assert.equal(108, n) -- 34 of them MTA-STS and TLS-RPT (issue 8)
+    assert.equal(125, n) -- 34 of them MTA-STS and TLS-RPT (issue 8), 17 TLS posture (issue 9)
     assert.equal("critical", p.severities["tls.cert.expired"])
     assert.equal(40, p.weights["tls.cert.expired"])
     assert.equal("warning", p.severities["mxprobe.check-error"])

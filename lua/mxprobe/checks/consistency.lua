@@ -5,9 +5,13 @@
 --         another without is a finding of its own (consistency.tls-mixed),
 --         as is a trusted certificate on some targets and not on others
 --         (consistency.cert-mixed: MTA-STS in enforce mode would fail on
---         those). Targets that could not be tested are left out.
+--         those), and so are different sets of accepted TLS versions
+--         (consistency.versions-mixed, TLS posture: an attacker who blocks
+--         the others gets the oldest). Targets that could not be tested are
+--         left out.
 -- Needs:  for every target: the STARTTLS/TLS phases (see checks/util.lua
---         tls_state), targets[i].smtp.verify.{ok, name_match}.
+--         tls_state), targets[i].smtp.verify.{ok, name_match},
+--         targets[i].tls_versions.{status, versions[j].{version, status}}.
 -- Scope:  the domain (target nil); silent with fewer than two tested targets
 --         or when they agree.
 -- Example finding:
@@ -27,17 +31,39 @@ local CODES = {
     fix = "Configure STARTTLS on every MX host and address, backups included: senders (and attackers who block the primary) use the weakest." },
   ["consistency.cert-mixed"] = { severity = "info", weight = 5,
     fix = "Give every MX host a certificate that verifies for its name; MTA-STS and verifying senders fail on the others." },
+  -- TLS posture
+  ["consistency.versions-mixed"] = { severity = "info", weight = 5,
+    fix = "Configure the same TLS protocol versions on every MX host and address (TLS 1.2 and 1.3): a stale node or backup MX that still accepts old versions is where a downgrade goes." },
 }
 -- luacheck: pop
 
+-- the accepted versions of a target whose versions were all tried to an
+-- answer ("TLSv1.2 TLSv1.3"), or nil
+local function accepted_versions(t)
+  local tv = U.tbl(t.tls_versions)
+  if not (tv and tv.status == "tested") then return nil end
+  local acc = {}
+  for _, v in ipairs(U.list(tv.versions)) do
+    if type(v) ~= "table" or (v.status ~= "accepted" and v.status ~= "refused") then return nil end
+    if v.status == "accepted" then acc[#acc + 1] = tostring(v.version) end
+  end
+  return #acc > 0 and table.concat(acc, " ") or "none"
+end
+
 local function run(facts)
   local with, without, trusted, untrusted = {}, {}, {}, {}
+  local by_versions, vorder = {}, {}
   for _, t in ipairs(U.list(facts.targets)) do
     if type(t) == "table" then
       local state, why = U.tls_state(t)
       local name = U.target_name(t)
       if state == "ok" then
         with[#with + 1] = name
+        local acc = accepted_versions(t)
+        if acc then
+          if not by_versions[acc] then by_versions[acc] = {} vorder[#vorder + 1] = acc end
+          table.insert(by_versions[acc], name)
+        end
         local v = U.tbl(U.smtp(t).verify)
         if v then
           if v.ok == true and v.name_match ~= false then
@@ -68,6 +94,18 @@ local function run(facts)
       message = string.format("%d of %d TLS targets present a certificate that does not verify",
         #untrusted, #trusted + #untrusted),
       evidence = "verified: " .. table.concat(trusted, ", ") .. "; not verified: " .. table.concat(untrusted, ", "),
+    }
+  end
+  if #vorder > 1 then
+    local parts, nv = {}, 0
+    for _, acc in ipairs(vorder) do
+      parts[#parts + 1] = acc .. ": " .. table.concat(by_versions[acc], ", ")
+      nv = nv + #by_versions[acc]
+    end
+    out[#out + 1] = {
+      code = "consistency.versions-mixed", state = "fail",
+      message = string.format("the %d TLS targets accept %d different sets of TLS versions", nv, #vorder),
+      evidence = table.concat(parts, "; "),
     }
   end
   return out

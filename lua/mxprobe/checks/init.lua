@@ -38,6 +38,7 @@ M.modules = {
   "mxprobe.checks.smtp_unsolicited",
   "mxprobe.checks.tls_starttls",
   "mxprobe.checks.tls_session",
+  "mxprobe.checks.tls_versions",  -- TLS posture: versions accepted
   "mxprobe.checks.tls_cert",
   "mxprobe.checks.tls_chain_order",
   "mxprobe.checks.relay",
@@ -45,6 +46,7 @@ M.modules = {
   -- MTA-STS and TLS-RPT (issue 8)
   "mxprobe.checks.mta_sts",
   "mxprobe.checks.tls_rpt",
+  "mxprobe.checks.rdns",          -- TLS posture: reverse DNS of each target
 }
 
 -- The judge's own codes, declared like a check's (the judge emits them; it

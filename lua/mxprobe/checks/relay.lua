@@ -15,7 +15,10 @@
 --           421                                could not test (smtp.throttle.421)
 --         A refused control recipient (5xx) is its own finding,
 --         relay.control-rejected: the host rejects mail for the domain's
---         postmaster. Not applicable with --no-relay-test.
+--         postmaster. Not applicable with --no-relay-test. When the TLS
+--         session failed and the probe reconnected in clear text
+--         (targets[i].smtp.fallback, as senders do), the verdict comes from
+--         that dialog: an open relay behind broken TLS is still open.
 -- Needs:  targets[i].smtp.relay.{status, mail_from, rcpt_external, rcpt_control}
 --         (each step {command = verb, line, reply}),
 --         facts.options.relay_rcpt, facts.domain, and the phases before.
@@ -63,95 +66,109 @@ local function asks_auth(reply)
   return U.class(code) == 5 and (text:find("5.7.0", 1, true) ~= nil and text:find("auth", 1, true) ~= nil)
 end
 
+-- the relay verdict of one dialog (the target t, or a view of it whose
+-- smtp is the fallback dialog)
+local function judge_dialog(facts, t)
+  local relay = U.tbl(U.smtp(t).relay)
+  if relay and relay.status == "skipped" then
+    return { U.finding("relay", "na", t, "the relay test was not run (--no-relay-test)") }
+  end
+  local blocked, why = U.session_blocked(t)
+  if blocked then
+    return { U.finding("relay", "untested", t, "not tested: " .. why) }
+  end
+  if not relay then
+    local stop = U.str(U.smtp(t).stopped_at)
+    return { U.finding("relay", "untested", t, "not tested: the dialog ended" ..
+      (stop and (" at " .. U.phase_name(stop)) or " before the relay test")) }
+  end
+  local ev = {}
+  for _, k in ipairs({ "mail_from", "rcpt_external", "rcpt_control" }) do
+    local l = step_line(relay[k])
+    if l then ev[#ev + 1] = l end
+  end
+  local evidence = table.concat(ev, "; ")
+  local mail = U.tbl(relay.mail_from)
+  local mcode = U.code(mail and mail.reply)
+  if not mcode then
+    return { U.finding("relay.inconclusive", "untested", t,
+      "the relay test stopped at MAIL FROM (" .. tostring(relay.status) .. "): could not conclude", evidence) }
+  elseif mcode == 421 then
+    return { U.finding("relay.inconclusive", "untested", t,
+      "throttled (421) at MAIL FROM: could not conclude", evidence) }
+  elseif asks_auth(mail.reply) then
+    return {
+      U.finding("relay.auth-required", "pass", t,
+        "the server requires authentication before MAIL FROM (" .. mcode .. ")", evidence),
+      U.finding("relay.control-rejected", "fail", t,
+        "requires authentication for any mail (" .. mcode
+          .. "): no stranger can deliver here, not even to postmaster",
+        evidence),
+    }
+  elseif U.class(mcode) ~= 2 then
+    return { U.finding("relay.inconclusive", "untested", t,
+      "MAIL FROM was refused (" .. mcode .. "): could not conclude", evidence) }
+  end
+  local ext = U.tbl(relay.rcpt_external)
+  local ecode = U.code(ext and ext.reply)
+  local ctl = U.tbl(relay.rcpt_control)
+  local ccode = U.code(ctl and ctl.reply)
+  local out = {}
+  local rcpt = U.str(ext and ext.line) and ext.line:match("<(.-)>") or
+    (U.str(U.tbl(facts.options) and facts.options.relay_rcpt) or "an external recipient")
+  if not ecode then
+    out[#out + 1] = U.finding("relay.inconclusive", "untested", t,
+      "the relay test stopped at RCPT TO (" .. tostring(relay.status) .. "): could not conclude", evidence)
+  elseif ecode == 421 then
+    out[#out + 1] = U.finding("relay.inconclusive", "untested", t,
+      "throttled (421) at RCPT TO: could not conclude", evidence)
+  elseif U.class(ecode) == 2 then
+    if ccode and U.class(ccode) ~= 2 then
+      out[#out + 1] = U.finding("relay.accepts-any", "fail", t,
+        string.format("accepted RCPT TO <%s> yet refused postmaster (%d): accepts any recipient, relaying likely",
+          rcpt, ccode), evidence)
+    else
+      out[#out + 1] = U.finding("relay.open", "fail", t,
+        string.format("accepted RCPT TO <%s> (%d) from an unauthenticated stranger: open relay", rcpt, ecode),
+        evidence)
+    end
+  elseif asks_auth(ext.reply) then
+    out[#out + 1] = U.finding("relay.auth-required", "pass", t,
+      string.format("relaying to <%s> requires authentication (%d)", rcpt, ecode), evidence)
+  elseif U.class(ecode) == 5 then
+    out[#out + 1] = U.finding("relay.denied", "pass", t,
+      string.format("relaying to <%s> denied (%d)", rcpt, ecode), evidence)
+  elseif U.class(ecode) == 4 then
+    out[#out + 1] = U.finding("relay.inconclusive", "untested", t,
+      string.format("RCPT TO <%s> temporarily refused (%d, greylisting?): not an open relay, but not concluded",
+        rcpt, ecode), evidence)
+  else
+    out[#out + 1] = U.finding("relay.inconclusive", "untested", t,
+      string.format("unexpected answer to RCPT TO (%d): could not conclude", ecode), evidence)
+  end
+  local counted = out[#out] and out[#out].code == "relay.accepts-any"
+  if counted then -- the refused control is part of that finding already
+    return out
+  elseif ccode and U.class(ccode) == 5 and not asks_auth(ctl.reply) then
+    out[#out + 1] = U.finding("relay.control-rejected", "fail", t,
+      string.format("refused mail for the domain's postmaster (%d)", ccode), step_line(ctl))
+  elseif ccode and asks_auth(ctl.reply) then
+    out[#out + 1] = U.finding("relay.control-rejected", "fail", t,
+      string.format("requires authentication even for the domain's postmaster (%d): not a working MX", ccode),
+      step_line(ctl))
+  end
+  return out
+end
+
 local function run(facts)
   return U.each_target(facts, function(t)
-    local relay = U.tbl(U.smtp(t).relay)
-    if relay and relay.status == "skipped" then
-      return { U.finding("relay", "na", t, "the relay test was not run (--no-relay-test)") }
-    end
-    local blocked, why = U.session_blocked(t)
-    if blocked then
-      return { U.finding("relay", "untested", t, "not tested: " .. why) }
-    end
-    if not relay then
-      local stop = U.str(U.smtp(t).stopped_at)
-      return { U.finding("relay", "untested", t, "not tested: the dialog ended" ..
-        (stop and (" at " .. U.phase_name(stop)) or " before the relay test")) }
-    end
-    local ev = {}
-    for _, k in ipairs({ "mail_from", "rcpt_external", "rcpt_control" }) do
-      local l = step_line(relay[k])
-      if l then ev[#ev + 1] = l end
-    end
-    local evidence = table.concat(ev, "; ")
-    local mail = U.tbl(relay.mail_from)
-    local mcode = U.code(mail and mail.reply)
-    if not mcode then
-      return { U.finding("relay.inconclusive", "untested", t,
-        "the relay test stopped at MAIL FROM (" .. tostring(relay.status) .. "): could not conclude", evidence) }
-    elseif mcode == 421 then
-      return { U.finding("relay.inconclusive", "untested", t,
-        "throttled (421) at MAIL FROM: could not conclude", evidence) }
-    elseif asks_auth(mail.reply) then
-      return {
-        U.finding("relay.auth-required", "pass", t,
-          "the server requires authentication before MAIL FROM (" .. mcode .. ")", evidence),
-        U.finding("relay.control-rejected", "fail", t,
-          "requires authentication for any mail (" .. mcode
-            .. "): no stranger can deliver here, not even to postmaster",
-          evidence),
-      }
-    elseif U.class(mcode) ~= 2 then
-      return { U.finding("relay.inconclusive", "untested", t,
-        "MAIL FROM was refused (" .. mcode .. "): could not conclude", evidence) }
-    end
-    local ext = U.tbl(relay.rcpt_external)
-    local ecode = U.code(ext and ext.reply)
-    local ctl = U.tbl(relay.rcpt_control)
-    local ccode = U.code(ctl and ctl.reply)
-    local out = {}
-    local rcpt = U.str(ext and ext.line) and ext.line:match("<(.-)>") or
-      (U.str(U.tbl(facts.options) and facts.options.relay_rcpt) or "an external recipient")
-    if not ecode then
-      out[#out + 1] = U.finding("relay.inconclusive", "untested", t,
-        "the relay test stopped at RCPT TO (" .. tostring(relay.status) .. "): could not conclude", evidence)
-    elseif ecode == 421 then
-      out[#out + 1] = U.finding("relay.inconclusive", "untested", t,
-        "throttled (421) at RCPT TO: could not conclude", evidence)
-    elseif U.class(ecode) == 2 then
-      if ccode and U.class(ccode) ~= 2 then
-        out[#out + 1] = U.finding("relay.accepts-any", "fail", t,
-          string.format("accepted RCPT TO <%s> yet refused postmaster (%d): accepts any recipient, relaying likely",
-            rcpt, ccode), evidence)
-      else
-        out[#out + 1] = U.finding("relay.open", "fail", t,
-          string.format("accepted RCPT TO <%s> (%d) from an unauthenticated stranger: open relay", rcpt, ecode),
-          evidence)
-      end
-    elseif asks_auth(ext.reply) then
-      out[#out + 1] = U.finding("relay.auth-required", "pass", t,
-        string.format("relaying to <%s> requires authentication (%d)", rcpt, ecode), evidence)
-    elseif U.class(ecode) == 5 then
-      out[#out + 1] = U.finding("relay.denied", "pass", t,
-        string.format("relaying to <%s> denied (%d)", rcpt, ecode), evidence)
-    elseif U.class(ecode) == 4 then
-      out[#out + 1] = U.finding("relay.inconclusive", "untested", t,
-        string.format("RCPT TO <%s> temporarily refused (%d, greylisting?): not an open relay, but not concluded",
-          rcpt, ecode), evidence)
-    else
-      out[#out + 1] = U.finding("relay.inconclusive", "untested", t,
-        string.format("unexpected answer to RCPT TO (%d): could not conclude", ecode), evidence)
-    end
-    local counted = out[#out] and out[#out].code == "relay.accepts-any"
-    if counted then -- the refused control is part of that finding already
-      return out
-    elseif ccode and U.class(ccode) == 5 and not asks_auth(ctl.reply) then
-      out[#out + 1] = U.finding("relay.control-rejected", "fail", t,
-        string.format("refused mail for the domain's postmaster (%d)", ccode), step_line(ctl))
-    elseif ccode and asks_auth(ctl.reply) then
-      out[#out + 1] = U.finding("relay.control-rejected", "fail", t,
-        string.format("requires authentication even for the domain's postmaster (%d): not a working MX", ccode),
-        step_line(ctl))
+    -- TLS posture: when the TLS session failed and the probe reconnected
+    -- in clear text as senders do, the relay verdict is that dialog's
+    local fb = U.tbl(U.smtp(t).fallback)
+    if not fb then return judge_dialog(facts, t) end
+    local out = judge_dialog(facts, { mx = t.mx, address = t.address, smtp = fb })
+    for _, f in ipairs(out) do
+      f.message = tostring(f.message) .. " (in the plaintext fallback dialog, after the TLS session failed)"
     end
     return out
   end)

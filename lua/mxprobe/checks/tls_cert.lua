@@ -14,7 +14,9 @@
 -- Needs:  targets[i].smtp.certificates[j].{subject, issuer, subject_cn,
 --         san_dns, not_before, not_after, key_type, key_bits, sig_alg,
 --         self_issued, is_ca}, targets[i].smtp.verify.{ok, reason, detail, depth, errors, name,
---         name_match}, targets[i].mx; ctx.now;
+--         name_match, cname, cname_match}, targets[i].mx; ctx.now.
+--         A certificate that covers the CNAME-expanded name of an MX alias
+--         but not the MX name is tls.cert.cname-only (TLS posture);
 --         ctx.policy.thresholds.{expiry_days, rsa_bits_min, ec_bits_min}.
 -- Scope:  each target.
 -- Example finding:
@@ -46,6 +48,9 @@ local CODES = {
     fix = "Configure the MTA with the full chain (leaf and intermediates, e.g. fullchain.pem; Postfix: smtpd_tls_chain_files)." },
   ["tls.cert.name-mismatch"] = { severity = "warning", weight = 15,
     fix = "Get a certificate whose subjectAltName includes the MX host name (MTA-STS and DANE-less verifying senders check it)." },
+  -- TLS posture: the certificate covers only the name the MX alias leads to
+  ["tls.cert.cname-only"] = { severity = "warning", weight = 15,
+    fix = "Add the MX host name as published (the alias) to the certificate's subjectAltName, or point the MX record at the canonical name the certificate covers: MX targets must not be aliases (RFC 2181 §10.3), and MTA-STS and verifying senders check the MX name." },
   ["tls.cert.weak-key"] = { severity = "warning", weight = 15,
     fix = "Issue a new certificate with an RSA key of at least 2048 bits or an ECDSA P-256 key." },
   ["tls.cert.sha1"] = { severity = "warning", weight = 10,
@@ -211,7 +216,13 @@ local function run(facts, ctx)
     local name = verify and U.str(verify.name) or U.str(t.mx)
     local nm
     if verify and type(verify.name_match) == "boolean" then nm = verify.name_match end
-    if nm == false and name then
+    if nm == false and name and verify.cname_match == true and U.str(verify.cname) then
+      -- TLS posture: it covers the CNAME-expanded name, not the MX name
+      add("tls.cert.cname-only",
+        string.format("the certificate covers %s, the name the MX %s is an alias of, but not the MX name "
+          .. "as published: senders that verify check that (DANE may use both, RFC 7672 §2.2.3)",
+          verify.cname, name), names_of(leaf))
+    elseif nm == false and name then
       add("tls.cert.name-mismatch",
         string.format("the certificate does not cover the name %s", name), names_of(leaf))
     end

@@ -3,6 +3,7 @@
 -- What:   STARTTLS (RFC 3207) in the EHLO extensions; the server's answer
 --         to the STARTTLS command: 220 (go ahead), 454 (TLS not available --
 --         in practice a missing key or certificate file), another refusal,
+--         a 2xx other than 220 (tls.starttls.bad-reply: no TLS starts),
 --         or the connection dropped. A 421 at STARTTLS is throttling: "could
 --         not test", never "no STARTTLS". HELO-only servers cannot offer it:
 --         that is reported once, as smtp.ehlo.helo-only (this check: n/a).
@@ -27,6 +28,9 @@ local CODES = {
   ["tls.starttls.ok"] = { severity = "ok", weight = 0 },
   ["tls.starttls.missing"] = { severity = "warning", weight = 50,
     fix = "Enable STARTTLS in the MTA (Postfix: smtpd_tls_security_level = may, with smtpd_tls_chain_files); without it mail to this host travels in clear text." },
+  -- TLS posture: a 2xx other than 220 to STARTTLS
+  ["tls.starttls.bad-reply"] = { severity = "critical", weight = 50,
+    fix = "The server answers STARTTLS with a success code other than 220 (RFC 3207 §4): senders do not start TLS on it and deliver in clear text, or fail. Fix the MTA or the proxy in front of it that answers STARTTLS." },
   ["tls.starttls.refused"] = { severity = "critical", weight = 50,
     fix = "The MTA announces STARTTLS but cannot start it: check that its key and certificate files exist and are readable by the MTA (the MTA's log says which), then reload it." },
 }
@@ -66,6 +70,9 @@ local function run(facts)
     elseif step == "starttls-421" then
       return { U.finding("tls.starttls", "untested", t,
         "not tested: throttled (421) at STARTTLS (this is not \"no STARTTLS\")", line) }
+    elseif step == "starttls-refused" and U.class(U.code(s.reply)) == 2 then
+      return { U.finding("tls.starttls.bad-reply", "fail", t,
+        "STARTTLS answered " .. tostring(U.code(s.reply)) .. ", not 220: no TLS session starts", line) }
     elseif step == "starttls-refused" then
       return { U.finding("tls.starttls.refused", "fail", t,
         "STARTTLS offered but refused (" .. tostring(U.code(s.reply) or "no code") .. ")", line) }

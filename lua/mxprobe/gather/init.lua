@@ -25,6 +25,10 @@ M.modules = {
   "mxprobe.gather.mta_sts",     -- domain: MTA-STS record and policy (RFC 8461)
   "mxprobe.gather.addresses",   -- mx: A/AAAA of each MX host -> the targets
   "mxprobe.gather.smtp",        -- target: the SMTP dialog, STARTTLS, TLS, relay test
+  -- TLS posture: after the main dialog, one short dialog per TLS version;
+  -- and the reverse DNS of each target address
+  "mxprobe.gather.tls_versions", -- target: TLS 1.0 ... 1.3 accepted, one dialog each
+  "mxprobe.gather.rdns",        -- target: PTR of the address, forward-confirmed
 }
 
 M.SCOPES = { "domain", "mx", "target" }

@@ -6,6 +6,15 @@
 --   -> EHLO again -> MAIL FROM, RCPT TO an outside address, RCPT TO
 --   postmaster@domain (control) -> RSET -> QUIT.   DATA is never sent.
 --
+-- When the TLS session cannot carry the mail -- the connection fails in
+-- answer to STARTTLS, the handshake fails, or EHLO inside TLS does not get
+-- a 2xx (closed, not TLS, timed out, refused) -- an opportunistic sender
+-- reconnects and delivers in clear text; so does the probe: a second
+-- dialog without STARTTLS (EHLO, relay test, QUIT) on a new connection,
+-- within the same per-address slot and probe deadline, recorded as
+-- smtp.fallback. A refused STARTTLS (454 ...) needs no reconnect: the
+-- session goes on in plaintext as a sender's does.
+--
 -- Scope:  target (one MX host address). Holds one of the run's per-address
 --         slots for the whole dialog.
 -- Writes: targets[i].smtp (docs/facts.md): every phase as it came -- a
@@ -41,6 +50,8 @@ local verify = S.record({
   ok = S.bool, reason = S.str, detail = S.str, depth = S.int,
   errors = S.list(S.record { depth = S.int, reason = S.str, detail = S.str }),
   errors_truncated = S.bool, name = S.str, name_match = S.bool, ca = S.str, chain_length = S.int,
+  -- TLS posture: the leaf against the CNAME-expanded name of an MX alias
+  cname = S.str, cname_match = S.bool,
 }, { "ok" })
 
 local tls_schema = S.record({
@@ -49,7 +60,8 @@ local tls_schema = S.record({
   chain_pem_omitted = S.int, chain_error = S.str, chain_truncated = S.bool, chain_presented = S.int,
 }, { "status" })
 
-M.schema = S.record({
+-- one dialog: the main one, and the plaintext fallback (below)
+local DIALOG = {
   status = T.status { "complete", "rejected" },
   stopped_at = S.enum(M.PHASES), error = S.str, time_ms = S.num, source = S.str,
   connect = T.phase, banner = T.phase, ehlo = T.phase, starttls = T.phase, tls = tls_schema,
@@ -61,7 +73,14 @@ M.schema = S.record({
   transcript = S.list(S.record({ t_ms = S.num, dir = S.enum { "C", "S", "-" }, line = S.str },
                                { "t_ms", "dir", "line" })),
   transcript_truncated = S.bool,
-}, { "status", "time_ms", "transcript" })
+}
+local REQUIRED = { "status", "time_ms", "transcript" }
+
+-- TLS posture: the plaintext dialog a sender falls back to; `after` is the
+-- phase of the main dialog whose failure made the probe reconnect
+local fallback = S.extend(S.record(DIALOG, REQUIRED), { after = S.enum { "starttls", "tls", "ehlo_tls" } })
+
+M.schema = S.extend(S.record(DIALOG, REQUIRED), { fallback = fallback })
 
 M.TRANSCRIPT_MAX = 400       -- transcript entries kept per target
 M.CHAIN_PEM_MAX = 128 * 1024 -- bytes of the presented chain kept in the facts
@@ -295,6 +314,18 @@ function Session:chain(tls, pem)
   if r.verify then
     r.verify.ca = r.verify.ca and text.utf8(r.verify.ca)
     s.verify = r.verify
+    -- TLS posture: an MX name that is an alias (CNAME) and a certificate
+    -- that does not cover it: does it cover the name the alias leads to?
+    -- (senders that verify check the MX name as published; RFC 7672
+    -- §2.2.3 lets DANE use both)
+    local canon = self.canonical
+    if r.verify.name_match == false and canon and canon ~= self.mx then
+      local cr = self.chains and M.chain_result(self.chains, pem, { name = canon, ca_file = self.o.ca_file })
+        or core.x509_chain(pem, { name = canon, ca_file = self.o.ca_file })
+      if cr and cr.verify and type(cr.verify.name_match) == "boolean" then
+        s.verify.cname, s.verify.cname_match = canon, cr.verify.name_match
+      end
+    end
   else
     s.verify = { ok = false, reason = "other", detail = r.verify_error }
   end
@@ -358,8 +389,9 @@ function Session:relay()
   return true
 end
 
--- The whole dialog; fills self.s.
-function Session:run()
+-- Connect, the complete banner, EHLO (or HELO); true when the dialog can
+-- go on. Fills self.s.
+function Session:greet()
   local s, o = self.s, self.o
   local cstart = core.now()
   local c, err, code = conn.connect(self.address, self.port, math.min(cstart + o.timeout * 1000, self.probe_deadline))
@@ -367,7 +399,8 @@ function Session:run()
   if not c then
     s.connect.status, s.connect.error = code or "error", err
     self:log("-", err)
-    return self:stop(s.connect.status, "connect")
+    self:stop(s.connect.status, "connect")
+    return false
   end
   self.c = c
   s.connect.status = "ok"
@@ -379,22 +412,38 @@ function Session:run()
   local banner = self:read(s.banner)
   s.banner.time_ms = core.now() - cstart
   if c.first_byte then s.banner.first_byte_ms = c.first_byte - cstart end
-  if not banner then return self:stop(s.banner.status, "banner") end
-  if banner.code ~= 220 then return self:refused("banner", banner) end
+  if not banner then self:stop(s.banner.status, "banner") return false end
+  if banner.code ~= 220 then self:refused("banner", banner) return false end
 
-  if not self:ehlo("ehlo") then return end
+  return self:ehlo("ehlo")
+end
 
-  if s.ehlo.extensions.STARTTLS then
-    local reply, phase = self:command("STARTTLS")
-    s.starttls = phase
-    if not reply then return self:stop(phase.status, "starttls") end
+-- STARTTLS; the reply, or nil when the dialog cannot go on (stopped)
+function Session:starttls()
+  local reply, phase = self:command("STARTTLS")
+  self.s.starttls = phase
+  if not reply then self:stop(phase.status, "starttls") return nil end
+  if reply.code == 220 then
+    local early = self.c:pending()
+    if #early > 0 then
+      -- plaintext after "220 ready" would be read as TLS: note and drop it
+      phase.unsolicited = evidence(early)
+      self.c:discard_pending()
+    end
+  end
+  return reply
+end
+
+-- The whole dialog; fills self.s. self.plain: never STARTTLS (the
+-- fallback dialog).
+function Session:run()
+  local s, o = self.s, self.o
+  if not self:greet() then return end
+
+  if s.ehlo.extensions.STARTTLS and not self.plain then
+    local reply = self:starttls()
+    if not reply then return end
     if reply.code == 220 then
-      local early = c:pending()
-      if #early > 0 then
-        -- plaintext after "220 ready" would be read as TLS: note and drop it
-        phase.unsolicited = evidence(early)
-        c:discard_pending()
-      end
       if not self:tls_phase() then return end
       if not self:ehlo("ehlo_tls") then return end
     elseif reply.code == 421 then
@@ -412,23 +461,124 @@ function Session:run()
   self:stop("complete", nil)
 end
 
-function M.run(t, ctx, env)
+local function is_2xx_reply(r) return type(r) == "table" and type(r.code) == "number" and r.code // 100 == 2 end
+
+--- Why a sender would reconnect in plaintext after this dialog (pure):
+-- the phase whose failure ended the TLS session -- "starttls" (the
+-- connection failed in answer to STARTTLS), "tls" (the handshake failed),
+-- "ehlo_tls" (EHLO inside TLS got no 2xx: closed, not TLS, timed out,
+-- refused; a 421 there is throttling, not a broken session) -- or nil.
+function M.fallback_after(s)
+  local st = s.starttls
+  if type(st) ~= "table" then return nil end
+  if st.status ~= "ok" then return "starttls" end
+  if not (st.reply and st.reply.code == 220) then return nil end
+  local tls = s.tls
+  if type(tls) ~= "table" then return nil end
+  if tls.status ~= "ok" then return "tls" end
+  local e = s.ehlo_tls
+  if type(e) ~= "table" then return nil end
+  if e.status ~= "ok" then return "ehlo_tls" end
+  if e.reply and e.reply.code == 421 then return nil end
+  if is_2xx_reply(e.reply) then return nil end
+  return "ehlo_tls"
+end
+
+--- One short dialog that tries one TLS option set (gatherer tls_versions):
+-- connect -> complete banner -> EHLO -> STARTTLS -> handshake with tls_opts
+-- -> QUIT (inside TLS when the handshake succeeded). No relay test. Holds
+-- one of the run's per-address slots; the deadline of the whole dialog is
+-- probe_deadline (monotonic ms). Returns a record: status ("accepted";
+-- "refused" when the handshake failed; "timeout" when it timed out;
+-- "skipped" when STARTTLS was not offered or not accepted this time; the
+-- status word of the dialog when it stopped before STARTTLS, with
+-- stopped_at; "error" for a bug), error, version, cipher, cipher_bits,
+-- handshake_ms, time_ms.
+function M.tls_dialog(t, ctx, tls_opts, probe_deadline)
   local slot = ctx:semaphore(t.address, t.port)
   slot:acquire()
-  local session = new_session(t, ctx, env.facts.kind ~= "address" and env.facts.domain or nil)
-  if ctx.options.chain_cache ~= false then
-    ctx.cache.chains = ctx.cache.chains or { entries = {}, n = 0 }
-    session.chains = ctx.cache.chains
-  end
-  local ok, err = pcall(session.run, session)
+  local session = new_session(t, ctx, nil)
+  session.probe_deadline = math.min(session.probe_deadline, probe_deadline)
+  local out = {}
+  local ok, err = pcall(function()
+    if not session:greet() then return end
+    local s = session.s
+    if not s.ehlo.extensions.STARTTLS then
+      out.status, out.error = "skipped", "STARTTLS not offered"
+      session:quit()
+      return
+    end
+    local reply = session:starttls()
+    if not reply then return end
+    if reply.code ~= 220 then
+      out.status, out.error = "skipped", "STARTTLS answered " .. reply.code
+      if reply.code ~= 421 then session:quit() end
+      return
+    end
+    local start = core.now()
+    local info, terr, code = session.c:starttls(sni_of(session.mx), session:deadline(), tls_opts)
+    out.handshake_ms = core.now() - start
+    if not info then
+      out.status = code == "timeout" and "timeout" or "refused"
+      out.error = text.utf8(text.cut(tostring(terr), 1024))
+      return
+    end
+    out.status = "accepted"
+    out.version, out.cipher, out.cipher_bits = info.version, info.cipher, info.cipher_bits
+    session:quit()
+  end)
   if session.c then session.c:close() end
   slot:release()
+  local s = session.s
+  if not ok then
+    out.status, out.error = "error", "internal error: " .. tostring(err)
+  elseif not out.status then
+    -- the dialog stopped before the handshake: where, and why
+    out.status, out.stopped_at = s.status or "error", s.stopped_at
+    local phase = s.stopped_at and s[s.stopped_at]
+    out.error = phase and (phase.error or (phase.reply and ("%d %s"):format(phase.reply.code,
+      table.concat(phase.reply.lines, " ")))) or nil
+    if out.error then out.error = text.utf8(text.cut(out.error, 1024)) end
+  end
+  out.time_ms = session:elapsed()
+  return out
+end
+
+-- runs session under pcall; fills its time and, on a bug, its error
+local function run_session(session)
+  local ok, err = pcall(session.run, session)
+  if session.c then session.c:close() end
   local s = session.s
   if not ok then
     -- a bug, not a network fact: keep what was gathered, say what broke
     s.status, s.error = "error", "internal error: " .. tostring(err)
   end
   s.time_ms = session:elapsed()
+  return s
+end
+
+function M.run(t, ctx, env)
+  local slot = ctx:semaphore(t.address, t.port)
+  slot:acquire()
+  local domain = env.facts.kind ~= "address" and env.facts.domain or nil
+  local session = new_session(t, ctx, domain)
+  -- the CNAME-expanded name of the MX host, when its name is an alias
+  local cname = env.mx and type(env.mx.dns) == "table" and env.mx.dns.cname
+  if type(cname) == "table" and #cname > 0 then session.canonical = sni_of(cname[#cname]) end
+  if ctx.options.chain_cache ~= false then
+    ctx.cache.chains = ctx.cache.chains or { entries = {}, n = 0 }
+    session.chains = ctx.cache.chains
+  end
+  local s = run_session(session)
+  -- the plaintext fallback, on a new connection in the same slot
+  local after = s.status ~= "error" and M.fallback_after(s)
+  if after and core.now() < session.probe_deadline then
+    local fb = new_session(t, ctx, domain)
+    fb.plain, fb.probe_deadline = true, session.probe_deadline
+    s.fallback = run_session(fb)
+    s.fallback.after = after
+  end
+  slot:release()
   return s
 end
 

@@ -165,6 +165,42 @@ local function score_text(s)
   return string.format("grade %s (%s/100)", M.escape(s.grade or "?"), num(s.score))
 end
 
+-- TLS posture: one line of what a target showed of its TLS versions, its
+-- reverse DNS and the plaintext fallback (from the facts; the findings
+-- judge them), or nil
+local function posture_line(t, width)
+  local parts = {}
+  local tv = type(t.tls_versions) == "table" and t.tls_versions or nil
+  if tv and tv.status == "tested" and type(tv.versions) == "table" then
+    local acc, ref = {}, {}
+    for _, v in ipairs(tv.versions) do
+      if type(v) == "table" and v.status == "accepted" then acc[#acc + 1] = tostring(v.version)
+      elseif type(v) == "table" and v.status == "refused" then ref[#ref + 1] = tostring(v.version) end
+    end
+    parts[#parts + 1] = "TLS versions accepted: " .. (#acc > 0 and table.concat(acc, " ") or "none")
+      .. (#ref > 0 and ("; refused: " .. table.concat(ref, " ")) or "")
+  end
+  local r = type(t.rdns) == "table" and t.rdns or nil
+  if r and type(r.names) == "table" then
+    local ptr = type(r.ptr) == "table" and r.ptr or {}
+    if #r.names > 0 then
+      parts[#parts + 1] = "reverse DNS: " .. table.concat(r.names, " ")
+        .. (r.confirmed == true and " (forward-confirmed)" or " (not forward-confirmed)")
+    elseif ptr.status == "nxdomain" or ptr.status == "nodata" then
+      parts[#parts + 1] = "reverse DNS: no PTR"
+    elseif ptr.status then
+      parts[#parts + 1] = "reverse DNS: " .. tostring(ptr.status)
+    end
+  end
+  local fb = type(t.smtp) == "table" and type(t.smtp.fallback) == "table" and t.smtp.fallback or nil
+  if fb then
+    parts[#parts + 1] = ("reconnected in clear text after the TLS failure (%s): %s")
+      :format(tostring(fb.after), tostring(fb.status))
+  end
+  if #parts == 0 then return nil end
+  return field(table.concat(parts, " · "), width)
+end
+
 local function render_one(out, facts, j, opts, paint)
   facts = type(facts) == "table" and facts or {}
   j = type(j) == "table" and j or { findings = {}, scores = {} }
@@ -249,6 +285,8 @@ local function render_one(out, facts, j, opts, paint)
     end
     out[#out + 1] = ""
     out[#out + 1] = "  " .. paint("bold", head) .. "  " .. sc
+    local posture = posture_line(t, opts.width)
+    if posture then out[#out + 1] = "    " .. paint("dim", posture) end
     block_lines(out, b.findings, opts, paint, codew, "    ")
   end
 end
