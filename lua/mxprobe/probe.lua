@@ -39,9 +39,8 @@ M.pem_prefix = smtpgather.pem_prefix
 
 -- Runs the gatherers of one scope on one subject; returns the children of
 -- the producing one.
-local function run_scope(gatherers, subject, ctx, env, done)
-  local children
-  done = done or {}
+local function run_scope(gatherers, subject, ctx, env)
+  local done, children = {}, nil
   local pending = {}
   for i, g in ipairs(gatherers) do pending[i] = g end
   while #pending > 0 do
@@ -106,26 +105,22 @@ local function gather_one(qstr, ctx)
   local env = { facts = facts }
   local G = ctx.gatherers
   local mx_of = {}   -- targets[i] -> its MX entry, for the gatherers' env
-  local aside        -- the domain gatherers that run beside the other scopes
-  if q.kind == "address" then
-    facts.targets[1] = { address = q.address, family = q.family, port = port }
-  else
+  -- the MX hosts, their addresses, the targets: what the SMTP probes wait for
+  local function structure()
+    if q.kind == "address" then
+      facts.targets[1] = { address = q.address, family = q.family, port = port }
+      return
+    end
     facts.domain = q.name
     local hosts
     if q.kind == "domain" then
-      local done = {}
-      hosts = run_scope(G.domain, facts, ctx, env, done)
-      if #G.domain_aside > 0 then
-        aside = function() run_scope(G.domain_aside, facts, ctx, env, done) end
-      end
+      hosts = run_scope(G.domain, facts, ctx, env)
     else
       hosts = { { name = q.name, preference = 0 } }
     end
     for i, h in ipairs(hosts) do
       facts.mx[i] = { name = h.name, preference = h.preference, implicit = h.implicit }
     end
-  end
-  local function mx_and_targets()
     local per_mx, fns = {}, {}
     for i, mx in ipairs(facts.mx) do
       fns[i] = function() per_mx[i] = run_scope(G.mx, mx, ctx, { facts = facts, mx = mx }) end
@@ -139,22 +134,31 @@ local function gather_one(qstr, ctx)
         mx_of[#facts.targets] = mx
       end
     end
-    fns = {}
+  end
+  local function main()
+    structure()
+    local fns = {}
     for i, t in ipairs(facts.targets) do
       fns[i] = function() run_scope(G.target, t, ctx, { facts = facts, mx = mx_of[i] }) end
     end
     loop.all(fns)
   end
-  if aside then loop.all({ aside, mx_and_targets }) else mx_and_targets() end
+  if q.kind == "domain" and #G.domain_aside > 0 then
+    loop.all({ function() run_scope(G.domain_aside, facts, ctx, env) end, main })
+  else
+    main()
+  end
   facts.finished = core.time()
   return facts
 end
 
 -- The domain gatherers in two lists: those the MX and target scopes wait
 -- for (the one that produces the MX hosts, whatever a gatherer of a later
--- scope needs, and their own needs), and the rest, which run beside the MX
--- and target scopes once the first list is done: an MTA-STS policy host
--- that never answers must not hold up the SMTP probes by its timeout.
+-- scope needs, and their own needs), and the rest, which run from the
+-- start beside everything else: an MTA-STS policy host that never answers
+-- must not hold up the SMTP probes by its timeout, nor a DNS timeout of
+-- theirs follow the MX lookup's. One of the rest that needs one of the
+-- first list (none does today) joins the first list.
 local function split_domain(list)
   local by_id, wanted = {}, {}
   for _, g in ipairs(list) do by_id[g.id] = g end
@@ -168,6 +172,18 @@ local function split_domain(list)
       for _, n in ipairs(g.needs or {}) do want(n) end
     elseif g.produces then
       want(g.id)
+    end
+  end
+  -- one of the rest that needs one of the first list waits for it there
+  local moved = true
+  while moved do
+    moved = false
+    for _, g in ipairs(list) do
+      if g.scope == "domain" and not wanted[g.id] then
+        for _, n in ipairs(g.needs or {}) do
+          if wanted[n] then want(g.id) moved = true break end
+        end
+      end
     end
   end
   local first, aside = {}, {}
