@@ -40,6 +40,7 @@ M.modules = {
   "mxprobe.checks.tls_session",
   "mxprobe.checks.tls_cert",
   "mxprobe.checks.tls_chain_order",
+  "mxprobe.checks.dane",            -- DANE for SMTP (RFC 7672)
   "mxprobe.checks.relay",
   "mxprobe.checks.consistency",
 }

@@ -22,7 +22,9 @@ M.modules = {
   "mxprobe.gather.mx",          -- domain: MX records -> the MX hosts
   "mxprobe.gather.tls_rpt",     -- domain: the TLS-RPT record (RFC 8460)
   "mxprobe.gather.addresses",   -- mx: A/AAAA of each MX host -> the targets
+  "mxprobe.gather.tlsa",        -- mx: DANE TLSA records of each MX host (RFC 7672)
   "mxprobe.gather.smtp",        -- target: the SMTP dialog, STARTTLS, TLS, relay test
+  "mxprobe.gather.dane",        -- target: DANE, the TLSA records against the chain
 }
 
 M.SCOPES = { "domain", "mx", "target" }
