@@ -85,6 +85,7 @@ build = {
     ["mxprobe.run"] = "lua/mxprobe/run.lua",
     ["mxprobe.schema"] = "lua/mxprobe/schema.lua",
     ["mxprobe.score"] = "lua/mxprobe/score.lua",
+    ["mxprobe.regime"] = "lua/mxprobe/regime.lua",   -- DANE: the regime per MX
     ["mxprobe.text"] = "lua/mxprobe/text.lua",
   },
   install = {

@@ -44,7 +44,9 @@ describe("policy.default #unit", function()
       end
     end
     assert.equal(87, n)  -- 74 + 13 of check dane
-    assert.equal("critical", p.severities["tls.cert.expired"])
+    assert.equal("warning", p.severities["tls.cert.expired"])  -- the opportunistic severity
+    assert.equal("info", p.regime_severities.dane["tls.cert.expired"])
+    assert.equal("critical", p.regime_severities["mta-sts-enforce"]["tls.cert.name-mismatch"])
     assert.equal(40, p.weights["tls.cert.expired"])
     assert.equal("warning", p.severities["mxprobe.check-error"])
     p.thresholds.expiry_days = 99

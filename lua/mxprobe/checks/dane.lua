@@ -143,6 +143,9 @@ local function cd_proof(tl, name, qtype)
   return nil
 end
 
+local REJECTED = " -- the resolver rejected the signatures"
+local BOGUS = " is bogus (DNSSEC validation fails): "
+
 local function answer_text(q)
   if not q then return "?" end
   local n = #U.list(q.records)
@@ -164,8 +167,8 @@ function M.state(mx, facts)
       local proof = cd_proof(tl, q.name, q.type)
       if proof then
         return "bogus-address", { query = q, proof = proof,
-          evidence = string.format("%s %s: SERVFAIL; with checking disabled (CD): %s -- the resolver rejected the signatures",
-            tostring(q.name), tostring(q.type), answer_text(proof)) }
+          evidence = string.format("%s %s: SERVFAIL; with checking disabled (CD): %s",
+            tostring(q.name), tostring(q.type), answer_text(proof)) .. REJECTED }
       end
     end
   end
@@ -176,8 +179,8 @@ function M.state(mx, facts)
     local proof = cd_proof(tl, q.name, "TLSA")
     if proof then
       return "bogus", { query = q, proof = proof,
-        evidence = string.format("%s TLSA: SERVFAIL; with checking disabled (CD): %s -- the resolver rejected the signatures",
-          tostring(q.name), answer_text(proof)) }
+        evidence = string.format("%s TLSA: SERVFAIL; with checking disabled (CD): %s",
+          tostring(q.name), answer_text(proof)) .. REJECTED }
     end
   end
   if q.status ~= "ok" and q.status ~= "nodata" and q.status ~= "nxdomain" then
@@ -276,7 +279,7 @@ local function run_target(t, st, info)
     return { F("dane.insecure", "na", t, string.format("TLSA records at %s, but DANE does not apply: %s",
       owner, info.why), answer_text(info.query)) }
   elseif st == "bogus" then
-    return { F("dane.bogus", "fail", t, "the TLSA answer is bogus (DNSSEC validation fails): DANE senders defer mail to this MX",
+    return { F("dane.bogus", "fail", t, "the TLSA answer" .. BOGUS .. "DANE senders defer mail to this MX",
       info.evidence) }
   end
   -- DANE applies: TLS is mandatory
@@ -360,11 +363,12 @@ local function run(facts)
       end
       if st == "bogus-address" then
         out[#out + 1] = { code = "dane.bogus-address", state = "fail", target = { mx = mx.name },
-          message = "the address records of " .. mx.name .. " are bogus (DNSSEC validation fails): validating senders cannot reach it",
+          message = "the address records of " .. mx.name .. " are bogus (DNSSEC validation fails): "
+            .. "validating senders cannot reach it",
           evidence = info.evidence }
       elseif #targets == 0 and st == "bogus" then
         out[#out + 1] = { code = "dane.bogus", state = "fail", target = { mx = mx.name },
-          message = "the TLSA answer of " .. mx.name .. " is bogus (DNSSEC validation fails): DANE senders defer mail to it",
+          message = "the TLSA answer of " .. mx.name .. BOGUS .. "DANE senders defer mail to it",
           evidence = info.evidence }
       else
         for _, t in ipairs(targets) do
