@@ -48,6 +48,11 @@ local SOURCES = {
   nomx = { query = "mx.noaddr.example.test" },
   weakkey = { query = "weakkey.example.test" },
   tls12 = { query = "tls12.example.test" },
+  -- DANE (RFC 7672): a DANE-TA match beside a stale DANE-EE record, an
+  -- expired leaf pinned by 3 1 1, a bogus TLSA answer
+  ["dane-stale"] = { query = "dane-stale.example.test" },
+  ["dane-expired"] = { query = "dane-expired.example.test" },
+  ["dane-bogus"] = { query = "dane-bogus.example.test" },
   heloonly = { peer = "helo-only" },
   silent = { peer = "no-banner" },
   ["throttled-banner"] = { peer = "421-banner" },

@@ -71,7 +71,8 @@ describe("score.compute #unit", function()
   it("caps a target with a critical failure at F", function()
     -- the expired certificate is critical where senders enforce PKIX: a
     -- policy says so for opportunistic delivery (the certificate rule)
-    local t = target(judged("expired", { regime_severities = { opportunistic = { ["tls.cert.expired"] = "critical" } } }),
+    local strict = { regime_severities = { opportunistic = { ["tls.cert.expired"] = "critical" } } }
+    local t = target(judged("expired", strict),
       "127.0.2.1")
     assert.equal(49, t.score)
     assert.equal("F", t.grade)

@@ -65,20 +65,27 @@ local RANK = { [1] = 1, [2] = 2 }   -- digest strength (RFC 7671 §9); 0 (exact)
 
 local M = {}
 
+-- a number as written in a record (facts read from JSON hold 3.0 for 3)
+local function int(v)
+  return tostring(type(v) == "number" and math.tointeger(v) or v)
+end
+
 --- "3 1 1 4f1a2b3c…" (data cut to 16 hex digits)
 function M.label(r)
   local data = U.str(r.data) or ""
   if #data > 16 then data = data:sub(1, 16) .. "…" end
-  return string.format("%s %s %s %s", tostring(r.usage), tostring(r.selector), tostring(r.mtype), data)
+  return string.format("%s %s %s %s", int(r.usage), int(r.selector), int(r.mtype), data)
 end
 
 --- Why record r is unusable for SMTP (RFC 7672 §3.1.3), or nil (pure).
 function M.unusable(r)
   if type(r) ~= "table" then return "not a record" end
-  if r.usage == 0 or r.usage == 1 then return USAGE[r.usage] .. " (usage " .. r.usage .. ") is unusable for SMTP" end
-  if r.usage ~= 2 and r.usage ~= 3 then return "unknown usage " .. tostring(r.usage) end
-  if r.selector ~= 0 and r.selector ~= 1 then return "unknown selector " .. tostring(r.selector) end
-  if r.mtype ~= 0 and r.mtype ~= 1 and r.mtype ~= 2 then return "unknown matching type " .. tostring(r.mtype) end
+  if r.usage == 0 or r.usage == 1 then
+    return USAGE[r.usage] .. " (usage " .. int(r.usage) .. ") is unusable for SMTP"
+  end
+  if r.usage ~= 2 and r.usage ~= 3 then return "unknown usage " .. int(r.usage) end
+  if r.selector ~= 0 and r.selector ~= 1 then return "unknown selector " .. int(r.selector) end
+  if r.mtype ~= 0 and r.mtype ~= 1 and r.mtype ~= 2 then return "unknown matching type " .. int(r.mtype) end
   if r.truncated then return "data cut by the DNS codec" end
   local data = U.str(r.data) or ""
   if not data:match("^%x+$") or #data % 2 == 1 then return "data is not hex" end
@@ -244,8 +251,8 @@ function M.matches(t, records, sel)
           local why = v and (v.ok ~= true and ("the chain does not verify to it: " .. tostring(v.reason or "?")
             .. (U.str(v.detail) and (" (" .. v.detail .. ")") or ""))
             or ("the leaf does not match the names " .. table.concat(U.list(dane.names), ", "))) or "not verified"
-          failed[#failed + 1] = string.format("%s matches the certificate at depth %d but %s",
-            M.label(r), math.tointeger(m.depth) or 0, why)
+          failed[#failed + 1] = string.format("%s matches the certificate at depth %s but %s",
+            M.label(r), int(m.depth), why)
         end
       end
     end
@@ -319,7 +326,7 @@ local function run_target(t, st, info)
       matched[m.record] = true
       local r = records[m.record]
       names[#names + 1] = string.format("%s (%s, %s)", M.label(r), USAGE[r.usage],
-        m.depth == 0 and "the leaf" or ("chain certificate at depth " .. m.depth
+        m.depth == 0 and "the leaf" or ("chain certificate at depth " .. int(m.depth)
           .. (m.name and (", name " .. m.name) or "")))
     end
   end
