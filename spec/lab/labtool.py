@@ -265,6 +265,10 @@ SCENARIOS = [
     ("helo", "127.0.16.1", "mx.helo.example.test"),
     ("tls12", "127.0.17.1", "mx.tls12.example.test"),
     ("v6only", "::1", "mx.v6only.example.test"),
+    # DANE: the shared server, the pinned self-signed and expired leaves
+    ("dane-ee", "127.0.20.1", "mx.dane-ee.example.test"),
+    ("dane-selfsigned", "127.0.20.2", "mx.dane-selfsigned.example.test"),
+    ("dane-expired", "127.0.20.3", "mx.dane-expired.example.test"),
 ]
 
 

@@ -85,6 +85,12 @@ describe("policy.load #unit", function()
     assert.equal(2, judge.exit_status(j))
     local e = judge.run(fixtures.load("expiring"), p)
     assert.equal("fail", has(e, "tls.cert.expiring").state)
+    -- PKIX failures: critical without DANE, information where DANE decides
+    assert.equal("critical", has(judge.run(fixtures.load("expired"), p), "tls.cert.expired").severity)
+    assert.equal("critical", has(judge.run(fixtures.load("selfsigned"), p), "tls.cert.self-signed").severity)
+    local d = judge.run(fixtures.load("dane-expired"), p)
+    assert.equal("info", has(d, "tls.cert.expired").severity)
+    assert.equal("ok", d.verdict)
   end)
 
   it("loads the custom-check example, whose checks run beside the built-in ones", function()
