@@ -10,7 +10,7 @@ local lab = require "support.lab"
 local DOMAINS = {
   "dane-ee", "dane-ee512", "dane-ta", "dane-unusable", "dane-mismatch", "dane-rollover",
   "dane-stale", "dane-digest", "dane-cname", "dane-selfsigned", "dane-expired", "dane-bogus",
-  "dane-bogusaddr", "unsigned", "good", "expired",
+  "dane-bogusaddr", "unsigned", "good", "expired", "dane-taname", "dane-notls",
 }
 
 -- "code state severity" of every finding of check dane, in order
@@ -95,6 +95,23 @@ describe("DANE on the lab #integration", function()
     assert.same({ "dane.match pass ok", "dane.rollover.single fail info" }, dane_findings(J["dane-ta"]))
     assert.matches("(DANE-TA, chain certificate at depth 1, name mx.dane-ta.example.test)",
       find(J["dane-ta"], "dane.match").message, 1, true)
+  end)
+
+  it("checks the names under DANE-TA: a chain that verifies to the anchor but names another host fails", function()
+    local d = F["dane-taname"].targets[1].dane
+    assert.same({ "mx.dane-taname.example.test" }, d.names)
+    assert.is_true(d.ta[1].ok)
+    assert.is_false(d.ta[1].name_match)
+    assert.same({ "dane.mismatch fail critical" }, dane_findings(J["dane-taname"]))
+    assert.matches("2 1 1 %x+… matches the certificate at depth 1 but the leaf does not match the names "
+      .. "mx%.dane%-taname%.example%.test", find(J["dane-taname"], "dane.mismatch").evidence)
+  end)
+
+  it("calls an MX with TLSA records and no STARTTLS critical: DANE senders never fall back", function()
+    assert.same({ "dane.no-tls fail critical" }, dane_findings(J["dane-notls"]))
+    assert.is_nil(F["dane-notls"].targets[1].dane)
+    assert.equal("critical", J["dane-notls"].verdict)
+    assert.equal("dane", J["dane-notls"].regimes[1].regime)
   end)
 
   it("calls PKIX-TA/PKIX-EE records (0, 1) unusable: TLS mandatory but unauthenticated", function()
