@@ -367,7 +367,10 @@ def check(state):
                         ("nxdomain", "MX"), ("v6only", "MX"), ("mx.v6only", "AAAA"),
                         ("mxcname", "MX"), ("alias.mxcname", "A"), ("dangling", "MX"),
                         ("mx.missing", "A"), ("noaddr", "MX"), ("mx.noaddr", "A"),
-                        ("samehost", "MX"), ("_25._tcp.mx1.good", "TLSA")]:
+                        ("samehost", "MX"), ("_25._tcp.mx1.good", "TLSA"),
+                        # DANE: secure, bogus (damaged RRSIG), bogus zone, unsigned zone
+                        ("_25._tcp.mx.dane-ee", "TLSA"), ("_25._tcp.mx.dane-bogus", "TLSA"),
+                        ("mx.bogus", "A"), ("_25._tcp.mx.unsigned", "TLSA")]:
         try:
             code, ad, an = dns_query("127.0.53.53", f"{name}.example.test", qtype, timeout=3)
             print(f"| {name}.example.test | {qtype} | {rc.get(code, code)} | {'ad' if ad else '-'} | {an} |")
