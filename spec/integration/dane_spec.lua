@@ -246,6 +246,23 @@ describe("DANE on the lab #integration", function()
   end)
 end)
 
+describe("DANE's SNI against a server that chooses its certificate by SNI #integration", function()
+  it("sends the TLSA base domain, so the server shows the certificate the TLSA record pins", function()
+    -- 127.0.20.4 serves the DANE leaf only for SNI mx.dane-sni.example.test
+    -- (Postfix tls_server_sni_maps), its self-signed leaf otherwise
+    local list = assert(mxprobe.probe_list({ "dane-sni.example.test", "[127.0.20.4]" }, lab.options()))
+    local f, lit = list[1], list[2]
+    assert.equal("alias.dane-sni.example.test", f.mx[1].name)
+    assert.equal("mx.dane-sni.example.test", f.mx[1].tlsa.servername)
+    assert.equal("mx.dane-sni.example.test", f.targets[1].smtp.tls.servername)
+    assert.equal("mx.dane-ee.example.test", f.targets[1].smtp.certificates[1].subject_cn)
+    assert.same({ "dane.match pass ok", "dane.rollover.single fail info" }, dane_findings(mxprobe.judge(f)))
+    -- without that SNI, the other certificate
+    assert.is_nil(lit.targets[1].smtp.tls.servername)
+    assert.equal("mx.dane-selfsigned.example.test", lit.targets[1].smtp.certificates[1].subject_cn)
+  end)
+end)
+
 describe("DANE through a resolver that does not validate #integration", function()
   it("says DANE could not be tested, never \"no DANE\"", function()
     -- NSD itself answers for the lab zone, with signatures, but sets no AD

@@ -30,7 +30,7 @@ DNS_RESOLVER=127.0.53.53
 SMTP_ADDRS="127.0.1.1 127.0.1.2 127.0.2.1 127.0.3.1 127.0.4.1 127.0.5.1
 127.0.6.1 127.0.7.1 127.0.8.1 127.0.9.1 127.0.10.1 127.0.13.1 127.0.14.1
 127.0.15.1 127.0.16.1 127.0.17.1 [::1]
-127.0.20.1 127.0.20.2 127.0.20.3"
+127.0.20.1 127.0.20.2 127.0.20.3 127.0.20.4"
 CLOSED_ADDR=127.0.11.1
 BLACKHOLE_ADDR=127.0.12.1
 
@@ -368,6 +368,9 @@ make_postfix() {
 	subst main.cf.in "$PF/main.cf" &&
 	subst master.cf.in "$PF/master.cf" &&
 	cp "$LAB/openssl-seclevel0.cnf" "$PF/openssl-seclevel0.cnf" &&
+	# DANE: the SNI map of the dane-sni service (postmap -F reads the files in)
+	echo "mx.dane-sni.example.test $CA/dane.chain.pem" > "$PF/sni" &&
+	postmap -c "$PF" -F "hash:$PF/sni" &&
 	: > "$PF/maillog" &&
 	chown postfix "$STATE/postfix-data"
 	# "postfix start" creates the queue's subdirectories (post-install create-missing)

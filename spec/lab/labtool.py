@@ -269,6 +269,7 @@ SCENARIOS = [
     ("dane-ee", "127.0.20.1", "mx.dane-ee.example.test"),
     ("dane-selfsigned", "127.0.20.2", "mx.dane-selfsigned.example.test"),
     ("dane-expired", "127.0.20.3", "mx.dane-expired.example.test"),
+    ("dane-sni", "127.0.20.4", "mx.dane-sni.example.test"),
 ]
 
 
