@@ -14,6 +14,8 @@ local SKIP = {
   time_ms = true, t_ms = true, handshake_ms = true, first_byte_ms = true, started = true,
   finished = true, ttl = true, run = true, source = true, chain_pem = true, protocols = true,
   tls_rpt = true,
+  -- DANE (new in v2): the TLSA facts, the match, a query's RRSIG/CD marks
+  tlsa = true, dane = true, signed = true, cd = true,
 }
 
 local function load(path)
