@@ -241,6 +241,8 @@ describe("DANE on the lab #integration", function()
       "dane.match pass ok", "dane.rollover.single fail info" }, dane_findings(J.good))
     assert.same({ "dane", "dane" }, { J.good.regimes[1].regime, J.good.regimes[2].regime })
     assert.same({ "dane.none na info" }, dane_findings(J.expired))
+    assert.equal("no TLSA records at _25._tcp.mx.expired.example.test: DANE not published (secure denial)",
+      find(J.expired, "dane.none").message)
     assert.equal("opportunistic", J.expired.regimes[1].regime)
     assert.equal("warning", find(J.expired, "tls.cert.expired").severity)
   end)

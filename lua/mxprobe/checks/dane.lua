@@ -195,7 +195,7 @@ function M.state(mx, facts)
       tostring(q.error or q.status)) }
   end
   local records = tlsa.records(tl)
-  if #records == 0 then return "none", { query = q } end
+  if #records == 0 then return "none", { query = q, queries = tl.queries } end
   local info = { query = q, records = records, base = tl.base_domain }
   if q.ad ~= true and q.signed == true and not any_ad(facts) then return "no-validation", info end
   if q.ad ~= true then
@@ -276,8 +276,11 @@ local function run_target(t, st, info)
   elseif st == "error" then
     return { F("dane", "untested", t, "not tested: " .. tostring(info.why)) }
   elseif st == "none" then
+    local asked = {}
+    for _, q in ipairs(U.list(info.queries)) do asked[#asked + 1] = tostring(q.name) end
     return { F("dane.none", "na", t, string.format("no TLSA records at %s: DANE not published (%s)",
-      tlsa.owner(t.mx), info.query and info.query.ad == true and "secure denial" or "insecure answer")) }
+      #asked > 0 and table.concat(asked, " nor ") or tlsa.owner(t.mx),
+      info.query and info.query.ad == true and "secure denial" or "insecure answer")) }
   elseif st == "no-validation" then
     return { F("dane.no-validation", "untested", t,
       "not tested: the resolver does not validate (no AD on any answer), though the TLSA records at "
