@@ -6,6 +6,7 @@
 local mxprobe = require "mxprobe"
 local facts_mod = require "mxprobe.facts"
 local lab = require "support.lab"
+local tlsa = require "mxprobe.gather.tlsa"
 
 local DOMAINS = {
   "dane-ee", "dane-ee512", "dane-ta", "dane-unusable", "dane-mismatch", "dane-rollover",
@@ -277,5 +278,48 @@ describe("DANE through a resolver that does not validate #integration", function
     assert.equal("unknown", j.verdict)
     assert.equal("opportunistic", j.regimes[1].regime)
     assert.equal("DANE not tested: the resolver does not validate; no MTA-STS policy", j.regimes[1].reason)
+  end)
+end)
+
+describe("OpenSSL's own DANE verifier as a second opinion #integration", function()
+  -- openssl s_client -dane_tlsa_domain/-dane_tlsa_rrdata (the code Postfix
+  -- uses for DANE) on the same server with the records mxprobe gathered:
+  -- it must authenticate exactly where check dane says dane.match (with
+  -- -dane_ee_no_namechecks, as Postfix sets: RFC 7672 §3.1.1). Not the
+  -- PKIX-only scenario: OpenSSL honours usages 0/1 (with a CA store), SMTP
+  -- does not (RFC 7672 §3.1.3).
+  local CASES = { "dane-ee", "dane-ee512", "dane-ta", "dane-mismatch", "dane-rollover", "dane-stale",
+    "dane-digest", "dane-taname", "dane-cname", "dane-sni", "dane-selfsigned", "dane-expired" }
+
+  local function openssl_ok(t, mx)
+    local args = {}
+    local q = tlsa.answer_query(mx.tlsa)
+    for _, r in ipairs(q.records) do
+      args[#args + 1] = ("-dane_tlsa_rrdata '%d %d %d %s'"):format(r.usage, r.selector, r.mtype, r.data)
+    end
+    local cmd = ("echo QUIT | timeout 10 openssl s_client -starttls smtp -connect %s:25 -servername %s "
+      .. "-dane_tlsa_domain %s -dane_ee_no_namechecks %s 2>&1"):format(t.address, mx.tlsa.base_domain, mx.tlsa.base_domain,
+      table.concat(args, " "))
+    local p = assert(io.popen(cmd))
+    local out = p:read("a")
+    p:close()
+    local code = out:match("Verify return code: (%d+)")
+    assert.is_string(code, out)
+    return code == "0", out
+  end
+
+  it("agrees with check dane on every scenario where DANE applies and TLS works", function()
+    local queries = {}
+    for i, d in ipairs(CASES) do queries[i] = d .. ".example.test" end
+    local list = assert(mxprobe.probe_list(queries, lab.options { timeout = 5 }))
+    local agreed = 0
+    for i, d in ipairs(CASES) do
+      local f = list[i]
+      local ours = find(mxprobe.judge(f), "dane.match") ~= nil
+      local theirs, out = openssl_ok(f.targets[1], f.mx[1])
+      assert.equal(ours, theirs, d .. ": mxprobe " .. tostring(ours) .. ", openssl:\n" .. out)
+      agreed = agreed + 1
+    end
+    assert.equal(#CASES, agreed)
   end)
 end)
