@@ -297,9 +297,9 @@ describe("OpenSSL's own DANE verifier as a second opinion #integration", functio
     for _, r in ipairs(q.records) do
       args[#args + 1] = ("-dane_tlsa_rrdata '%d %d %d %s'"):format(r.usage, r.selector, r.mtype, r.data)
     end
-    local cmd = ("echo QUIT | timeout 10 openssl s_client -starttls smtp -connect %s:25 "
-      .. "-servername %s -dane_tlsa_domain %s -dane_ee_no_namechecks %s 2>&1"):format(t.address, mx.tlsa.base_domain, mx.tlsa.base_domain,
-      table.concat(args, " "))
+    local base = mx.tlsa.base_domain
+    local cmd = ("echo QUIT | timeout 10 openssl s_client -starttls smtp -connect %s:25 -servername %s "
+      .. "-dane_tlsa_domain %s -dane_ee_no_namechecks %s 2>&1"):format(t.address, base, base, table.concat(args, " "))
     local p = assert(io.popen(cmd))
     local out = p:read("a")
     p:close()
