@@ -34,6 +34,7 @@ static void push_limits(lua_State *L)
 		{"x509_chain_max", MXP_X509_CHAIN_MAX},
 		{"x509_san_max", MXP_X509_SAN_MAX},
 		{"x509_pem_max", MXP_X509_PEM_MAX},
+		{"x509_dane_records_max", MXP_X509_DANE_RECORDS_MAX}, /* DANE */
 		{"text_max", MXP_TEXT_MAX},
 		{"poll_events_max", MXP_POLL_EVENTS_MAX},
 		{"poll_wait_max_ms", MXP_POLL_WAIT_MAX_MS},

@@ -149,6 +149,7 @@ static const ldns_rr_type query_types[] = {
 struct query_opts {
 	int rd;
 	int ad;
+	int cd;     /* checking disabled (RFC 4035 3.2.2): tells bogus from other SERVFAILs */
 	lua_Integer edns;   /* 0: no OPT record */
 };
 
@@ -173,12 +174,14 @@ static void query_opts_check(lua_State *L, int idx, struct query_opts *o)
 
 	o->rd = 1;
 	o->ad = 1;
+	o->cd = 0;
 	o->edns = DNS_EDNS_DEFAULT;
 	if (lua_isnoneornil(L, idx))
 		return;
 	luaL_checktype(L, idx, LUA_TTABLE);
 	o->rd = opt_boolean(L, idx, "rd", 1);
 	o->ad = opt_boolean(L, idx, "ad", 1);
+	o->cd = opt_boolean(L, idx, "cd", 0);
 	switch (lua_getfield(L, idx, "edns")) {
 	case LUA_TNIL:
 		break;
@@ -200,7 +203,7 @@ static void query_opts_check(lua_State *L, int idx, struct query_opts *o)
 
 /*
  * core.dns_query(name, qtype, id [, opts]) -> wire
- * opts: rd (true), ad (true; RFC 6840 5.7), edns (1232: an OPT record
+ * opts: rd (true), ad (true; RFC 6840 5.7), cd (false), edns (1232: an OPT record
  * with this UDP size and the DO bit; false: no OPT record).
  */
 static int dns_query(lua_State *L)
@@ -238,6 +241,7 @@ static int dns_query(lua_State *L)
 	ldns_pkt_set_opcode(s->pkt, LDNS_PACKET_QUERY);
 	ldns_pkt_set_rd(s->pkt, o.rd != 0);
 	ldns_pkt_set_ad(s->pkt, o.ad != 0);
+	ldns_pkt_set_cd(s->pkt, o.cd != 0);
 	if (o.edns > 0) {
 		ldns_pkt_set_edns_udp_size(s->pkt, (uint16_t)o.edns);
 		ldns_pkt_set_edns_do(s->pkt, true);

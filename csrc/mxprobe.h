@@ -58,6 +58,13 @@
 #ifndef MXP_X509_PEM_MAX       /* bytes of PEM accepted for one chain */
 #define MXP_X509_PEM_MAX (1024 * 1024)
 #endif
+/* DANE (x509.c, core.x509_dane) */
+#ifndef MXP_X509_DANE_RECORDS_MAX  /* TLSA records one x509_dane call takes */
+#define MXP_X509_DANE_RECORDS_MAX 64
+#endif
+#ifndef MXP_X509_DANE_NAMES_MAX    /* reference identifiers per x509_dane call */
+#define MXP_X509_DANE_NAMES_MAX 8
+#endif
 #ifndef MXP_POLL_EVENTS_MAX    /* events one poller wait may return */
 #define MXP_POLL_EVENTS_MAX 256
 #endif

@@ -11,6 +11,8 @@
  *                                    verify_error = msg (CA not loaded),
  *                                    presented = n, truncated = true? }
  *                                 | nil, msg, code
+ *   core.x509_dane(pem, opts)   -> { matches, ta, chain_length, ... }
+ *                                 | nil, msg, code   (DANE, below)
  *
  * x509_chain decodes the PEM once and takes both the fields and the
  * verification from the same X509 objects (the two others are the same
@@ -60,6 +62,7 @@ struct guard {
 	STACK_OF(X509) *untrusted;  /* borrows from chain */
 	X509_STORE_CTX *ctx;
 	GENERAL_NAMES *gens;
+	X509_STORE *tastore;        /* x509_dane: one trust anchor */
 	int nerr;
 	int truncated;     /* more errors than MXP_X509_ERRORS_MAX */
 	int presented;     /* PEM certificates in the input */
@@ -69,6 +72,10 @@ struct guard {
 
 static void guard_release(struct guard *g)
 {
+	if (g->tastore != NULL) {
+		X509_STORE_free(g->tastore);
+		g->tastore = NULL;
+	}
 	if (g->gens != NULL) {
 		GENERAL_NAMES_free(g->gens);
 		g->gens = NULL;
@@ -916,12 +923,297 @@ static int l_x509_chain(lua_State *L)
 	return 1;
 }
 
+
+/* ---- DANE (RFC 6698, RFC 7671, RFC 7672) -------------------------------- */
+
+/*
+ * core.x509_dane(pem, opts) -> {
+ *     chain_length = n, presented = n, truncated = true?,
+ *     matches = { {record = i, depth = d}, ... },  every pair that matched
+ *     ta = { {depth, ok, reason, detail, errors, name_match, name}, ... },
+ *   } | nil, msg, code
+ * opts: records = { {usage, selector, mtype, data = hex}, ... } (at most
+ * MXP_X509_DANE_RECORDS_MAX), names = { reference identifier, ... } (at
+ * most MXP_X509_DANE_NAMES_MAX), time = epoch seconds (default: now).
+ *
+ * The chain is decoded once. Each record of selector 0 (the DER
+ * certificate) or 1 (the DER SubjectPublicKeyInfo) and matching type 0
+ * (exact), 1 (SHA-256) or 2 (SHA-512) is compared with every presented
+ * certificate, whatever its usage: a primitive, the usage and the digest
+ * rules are judged in Lua. For each certificate that a usage-2 (DANE-TA)
+ * record matched, the chain is verified with that certificate as the only
+ * trust anchor (partial chain allowed: an intermediate may be the anchor),
+ * and the leaf is checked against each name (X509_check_host, no partial
+ * wildcards): the first that matches is `name`. Records with other
+ * selectors or matching types, or data that is not hex, match nothing.
+ */
+
+#define DANE_DATA_MAX (MXP_TEXT_MAX / 2)
+
+struct tlsa {
+	int usage, selector, mtype;
+	size_t len;           /* bytes of data; 0 with bad = 1 */
+	int bad;              /* not hex, odd length or too long */
+	unsigned char data[DANE_DATA_MAX];
+};
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int int_field(lua_State *L, int idx, const char *field, int i)
+{
+	lua_Integer v;
+	int isint;
+
+	lua_getfield(L, idx, field);
+	v = lua_tointegerx(L, -1, &isint);
+	if (!isint || v < 0 || v > 255)
+		luaL_error(L, "x509 dane: opts.records[%d].%s: integer 0..255 expected", i, field);
+	lua_pop(L, 1);
+	return (int)v;
+}
+
+/* opts.records (at stack index idx) -> r[]; returns how many */
+static int read_records(lua_State *L, int idx, struct tlsa *r)
+{
+	int i, n;
+
+	if (lua_getfield(L, idx, "records") != LUA_TTABLE)
+		luaL_argerror(L, 2, "opts.records: a list of TLSA records expected");
+	n = (int)luaL_len(L, -1);
+	if (n > MXP_X509_DANE_RECORDS_MAX)
+		luaL_argerror(L, 2, lua_pushfstring(L,
+		    "opts.records: more than %d records", (int)MXP_X509_DANE_RECORDS_MAX));
+	for (i = 0; i < n; i++) {
+		struct tlsa *t = &r[i];
+		size_t hl, k;
+		const char *hex;
+		int rec;
+
+		if (lua_geti(L, -1, i + 1) != LUA_TTABLE)
+			luaL_error(L, "x509 dane: opts.records[%d]: a table expected", i + 1);
+		rec = lua_gettop(L);
+		t->usage = int_field(L, rec, "usage", i + 1);
+		t->selector = int_field(L, rec, "selector", i + 1);
+		t->mtype = int_field(L, rec, "mtype", i + 1);
+		lua_getfield(L, rec, "data");
+		hex = lua_tolstring(L, -1, &hl);
+		t->len = 0;
+		t->bad = hex == NULL || hl % 2 != 0 || hl / 2 > DANE_DATA_MAX;
+		for (k = 0; !t->bad && k < hl; k += 2) {
+			int hi = hexval((unsigned char)hex[k]);
+			int lo = hexval((unsigned char)hex[k + 1]);
+			if (hi < 0 || lo < 0)
+				t->bad = 1;
+			else
+				t->data[t->len++] = (unsigned char)(hi << 4 | lo);
+		}
+		lua_pop(L, 2);
+	}
+	lua_pop(L, 1);
+	return n;
+}
+
+/* does record t match certificate x? (no Lua call inside) */
+static int dane_match(const struct tlsa *t, X509 *x)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	unsigned char *der = NULL;
+	const EVP_MD *alg;
+	int n, ok = 0;
+
+	if (t->bad || t->selector > 1 || t->mtype > 2)
+		return 0;
+	if (t->selector == 0)
+		n = i2d_X509(x, &der);
+	else
+		n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+	if (n <= 0 || der == NULL) {
+		ERR_clear_error();
+		return 0;
+	}
+	if (t->mtype == 0) {
+		ok = (size_t)n == t->len && memcmp(der, t->data, t->len) == 0;
+	} else {
+		alg = t->mtype == 1 ? EVP_sha256() : EVP_sha512();
+		ok = EVP_Digest(der, (size_t)n, md, &mdlen, alg, NULL) == 1 &&
+		    mdlen == t->len && memcmp(md, t->data, mdlen) == 0;
+	}
+	OPENSSL_free(der);
+	ERR_clear_error();
+	return ok;
+}
+
+/* verifies g->chain with the certificate at depth ta as the only trust
+ * anchor; pushes { depth, ok, reason, detail, errors, name_match, name } */
+static void dane_ta_verify(lua_State *L, struct guard *g, int ta, int nnames,
+    int names_idx, int have_time, lua_Integer when)
+{
+	X509_VERIFY_PARAM *param;
+	X509 *leaf = sk_X509_value(g->chain, 0);
+	int i, n = sk_X509_num(g->chain), ret, matched = 0;
+
+	g->nerr = 0;
+	g->truncated = 0;
+	if ((g->tastore = X509_STORE_new()) == NULL ||
+	    X509_STORE_add_cert(g->tastore, sk_X509_value(g->chain, ta)) != 1 ||
+	    (g->untrusted = sk_X509_new_null()) == NULL ||
+	    (g->ctx = X509_STORE_CTX_new()) == NULL)
+		goto oom;
+	for (i = 1; i < n; i++)
+		if (sk_X509_push(g->untrusted, sk_X509_value(g->chain, i)) <= 0)
+			goto oom;
+	if (X509_STORE_CTX_init(g->ctx, g->tastore, leaf, g->untrusted) != 1 ||
+	    X509_STORE_CTX_set_default(g->ctx, "ssl_server") != 1)
+		goto oom;
+	param = X509_STORE_CTX_get0_param(g->ctx);
+	X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
+	if (have_time)
+		X509_VERIFY_PARAM_set_time(param, (time_t)when);
+	X509_STORE_CTX_set_verify_cb(g->ctx, verify_cb);
+	X509_STORE_CTX_set_app_data(g->ctx, g);
+	ret = X509_verify_cert(g->ctx);
+	if (ret != 1 && g->nerr == 0) {
+		struct verr *v = &g->err[g->nerr++];
+		v->error = X509_STORE_CTX_get_error(g->ctx);
+		if (v->error == X509_V_OK)
+			v->error = X509_V_ERR_UNSPECIFIED;
+		v->depth = X509_STORE_CTX_get_error_depth(g->ctx);
+		v->last_presented = 0;
+	}
+	ERR_clear_error();
+	X509_STORE_CTX_free(g->ctx);
+	g->ctx = NULL;
+	sk_X509_free(g->untrusted);
+	g->untrusted = NULL;
+	X509_STORE_free(g->tastore);
+	g->tastore = NULL;
+
+	lua_createtable(L, 0, 8);
+	set_integer(L, "depth", ta);
+	set_boolean(L, "ok", ret == 1 && g->nerr == 0);
+	if (g->nerr > 0) {
+		lua_pushstring(L, reason_of(g->err[0].error, g->err[0].last_presented));
+		lua_setfield(L, -2, "reason");
+		lua_pushstring(L, X509_verify_cert_error_string(g->err[0].error));
+		lua_setfield(L, -2, "detail");
+	}
+	lua_createtable(L, g->nerr, 0);
+	for (i = 0; i < g->nerr; i++) {
+		push_error(L, &g->err[i]);
+		lua_rawseti(L, -2, i + 1);
+	}
+	lua_setfield(L, -2, "errors");
+	for (i = 1; i <= nnames && !matched; i++) {
+		size_t len;
+		const char *name;
+
+		lua_geti(L, names_idx, i);
+		name = lua_tolstring(L, -1, &len);
+		if (name != NULL && X509_check_host(leaf, name, len,
+		    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1) {
+			matched = 1;
+			lua_setfield(L, -2, "name");
+		} else {
+			lua_pop(L, 1);
+		}
+		ERR_clear_error();
+	}
+	set_boolean(L, "name_match", matched);
+	return;
+oom:
+	ERR_clear_error();
+	guard_release(g);
+	luaL_error(L, "x509 dane: out of memory");
+}
+
+static int l_x509_dane(lua_State *L)
+{
+	struct guard *g;
+	struct tlsa *recs;
+	int nrec, nnames = 0, have_time = 0, r, i, d, n, k = 0, nta = 0;
+	lua_Integer when = 0;
+	int ta_done[MXP_X509_CHAIN_MAX];
+
+	luaL_checkstring(L, 1);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_settop(L, 2);
+	recs = lua_newuserdatauv(L, sizeof *recs * MXP_X509_DANE_RECORDS_MAX, 0); /* 3 */
+	nrec = read_records(L, 2, recs);
+	if (lua_getfield(L, 2, "names") == LUA_TTABLE) {                  /* 4 */
+		nnames = (int)luaL_len(L, 4);
+		if (nnames > MXP_X509_DANE_NAMES_MAX)
+			luaL_argerror(L, 2, "opts.names: too many names");
+		for (i = 1; i <= nnames; i++) {
+			if (lua_geti(L, 4, i) != LUA_TSTRING)
+				luaL_argerror(L, 2, "opts.names: a list of strings expected");
+			lua_pop(L, 1);
+		}
+	} else if (!lua_isnil(L, 4)) {
+		luaL_argerror(L, 2, "opts.names: a list of strings expected");
+	}
+	if (lua_getfield(L, 2, "time") != LUA_TNIL) {
+		if (!lua_isinteger(L, -1))
+			luaL_argerror(L, 2, "opts.time: integer expected");
+		when = lua_tointeger(L, -1);
+		have_time = 1;
+	}
+	lua_pop(L, 1);
+	g = guard_new(L);                                                  /* 5 */
+	if ((r = read_chain(L, 1, g, "x509 dane", 1)) != 0) {
+		guard_release(g);
+		return r;
+	}
+	n = sk_X509_num(g->chain);
+	lua_createtable(L, 0, 5);                                          /* 6 */
+	set_integer(L, "chain_length", n);
+	set_integer(L, "presented", g->presented);
+	if (g->cut)
+		set_boolean(L, "truncated", 1);
+	lua_newtable(L);                                                   /* 7 */
+	memset(ta_done, 0, sizeof ta_done);
+	for (i = 0; i < nrec; i++) {
+		for (d = 0; d < n; d++) {
+			if (!dane_match(&recs[i], sk_X509_value(g->chain, d)))
+				continue;
+			lua_createtable(L, 0, 2);
+			set_integer(L, "record", i + 1);
+			set_integer(L, "depth", d);
+			lua_rawseti(L, 7, ++k);
+			if (recs[i].usage == 2)
+				ta_done[d] = 1;
+		}
+	}
+	lua_setfield(L, 6, "matches");
+	lua_newtable(L);                                                   /* 7 */
+	for (d = 0; d < n; d++) {
+		if (!ta_done[d])
+			continue;
+		dane_ta_verify(L, g, d, nnames, 4, have_time, when);
+		lua_rawseti(L, 7, ++nta);
+	}
+	lua_setfield(L, 6, "ta");
+	guard_release(g);
+	lua_settop(L, 6);
+	return 1;
+}
+
 void mxp_x509_open(lua_State *L)
 {
 	static const luaL_Reg funcs[] = {
 		{"x509_parse", l_x509_parse},
 		{"x509_verify", l_x509_verify},
 		{"x509_chain", l_x509_chain},
+		{"x509_dane", l_x509_dane},
 		{NULL, NULL}
 	};
 

@@ -17,6 +17,12 @@
  * (make fuzz sets fuzz/ca.pem, the root of the x509 seeds); without it
  * x509_verify is not called. The verification time is fixed, so a run is
  * reproducible.
+ * core.x509_dane (DANE) runs on every chain that parses, with a DANE-TA
+ * record of each certificate's SPKI and a DANE-EE record of each one's
+ * SHA-256: each certificate is then a trust anchor once, so the chain
+ * verification to an anchor runs at every depth. Checked: it returns a
+ * table with at most one `ta` entry per certificate, each with a boolean
+ * ok, and the chain length of x509_parse.
  */
 #include "harness.h"
 
@@ -165,6 +171,69 @@ static void verify(lua_State *L, int pem, lua_Integer ncerts, const char *ca)
 	lua_pop(L, 4);
 }
 
+/* one TLSA record {usage, selector = 1 or 0, mtype = 1, data = field of cert} */
+static void push_record(lua_State *L, int certs, lua_Integer i, int usage,
+    const char *field)
+{
+	lua_createtable(L, 0, 4);
+	lua_pushinteger(L, usage);
+	lua_setfield(L, -2, "usage");
+	lua_pushinteger(L, usage == 2 ? 1 : 0);
+	lua_setfield(L, -2, "selector");
+	lua_pushinteger(L, 1);
+	lua_setfield(L, -2, "mtype");
+	lua_geti(L, certs, i);
+	lua_getfield(L, -1, field);
+	lua_setfield(L, -3, "data");
+	lua_pop(L, 1);
+}
+
+static void dane(lua_State *L, int pem, int certs, lua_Integer ncerts)
+{
+	lua_Integer i, k = 0, nta;
+	int n;
+
+	fz_push_core(L, "x509_dane");
+	lua_pushvalue(L, pem);
+	lua_createtable(L, 0, 3);
+	lua_createtable(L, (int)(2 * ncerts), 0);
+	for (i = 1; i <= ncerts; i++) {
+		push_record(L, certs, i, 2, "spki_sha256");
+		lua_rawseti(L, -2, ++k);
+		push_record(L, certs, i, 3, "sha256");
+		lua_rawseti(L, -2, ++k);
+	}
+	lua_setfield(L, -2, "records");
+	lua_createtable(L, 1, 0);
+	lua_pushliteral(L, VERIFY_NAME);
+	lua_rawseti(L, -2, 1);
+	lua_setfield(L, -2, "names");
+	lua_pushinteger(L, VERIFY_TIME);
+	lua_setfield(L, -2, "time");
+	n = fz_call(L, 2, "x509_dane");
+	if (n != 1 || !lua_istable(L, -1))
+		fz_fail("x509_dane", "%d results on a chain that parsed", n);
+	if (lua_getfield(L, -1, "chain_length") != LUA_TNUMBER ||
+	    lua_tointeger(L, -1) != ncerts)
+		fz_fail("x509_dane", "chain_length differs from x509_parse's %lld",
+		    (long long)ncerts);
+	if (lua_getfield(L, -2, "ta") != LUA_TTABLE)
+		fz_fail("x509_dane", "ta is not a table");
+	nta = luaL_len(L, -1);
+	/* at most one per certificate (fewer when a key has no SPKI digest) */
+	if (nta > ncerts)
+		fz_fail("x509_dane", "%lld trust anchors verified for %lld certificates",
+		    (long long)nta, (long long)ncerts);
+	for (i = 1; i <= nta; i++) {
+		lua_geti(L, -1, i);
+		if (lua_getfield(L, -1, "ok") != LUA_TBOOLEAN)
+			fz_fail("x509_dane", "ta %lld: ok is not a boolean", (long long)i);
+		lua_pop(L, 2);
+	}
+	fz_check_strings(L, -3, STRING_MAX, "x509_dane");
+	lua_pop(L, 3);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *ca;
@@ -186,6 +255,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_certs(L, 2);
 		if (ca != NULL)
 			verify(L, 1, luaL_len(L, 2), ca);
+		dane(L, 1, 2, luaL_len(L, 2));
 	} else {
 		fz_check_failure(L, 2, n, "x509_parse", x509_codes);
 	}

@@ -12,7 +12,7 @@
 #
 # Each target drives the real Lua entry point through a Lua state (see
 # fuzz/harness.c): fuzz-smtp core.smtp_reply, fuzz-dns core.dns_parse,
-# fuzz-x509 core.x509_parse and core.x509_verify, fuzz-http
+# fuzz-x509 core.x509_parse, core.x509_verify and core.x509_dane, fuzz-http
 # core.http_response and core.dns_tcp_frame (first byte: eof/head flags). Seeds are in
 # fuzz/corpus/<target>/ and are only read; the growing corpus lives in
 # $(FUZZ_RUN)/<target>/, findings in $(FUZZ_RUN)/findings/. A finding is

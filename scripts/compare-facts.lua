@@ -15,6 +15,8 @@ local SKIP = {
   finished = true, ttl = true, run = true, source = true, chain_pem = true, protocols = true,
   tls_rpt = true,
   mta_sts = true,   -- MTA-STS (issue 8): new in v2
+  -- DANE (new in v2): the TLSA facts, the match, a query's RRSIG/CD marks
+  tlsa = true, dane = true, signed = true, cd = true,
 }
 
 local function load(path)

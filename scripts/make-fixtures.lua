@@ -52,6 +52,11 @@ local SOURCES = {
   -- testing policy whose MX's certificate names another host
   mtasts = { query = "sts-notlisted.example.test" },
   ["mtasts-testing"] = { query = "sts-testing.example.test" },
+  -- DANE (RFC 7672): a DANE-TA match beside a stale DANE-EE record, an
+  -- expired leaf pinned by 3 1 1, a bogus TLSA answer
+  ["dane-stale"] = { query = "dane-stale.example.test" },
+  ["dane-expired"] = { query = "dane-expired.example.test" },
+  ["dane-bogus"] = { query = "dane-bogus.example.test" },
   heloonly = { peer = "helo-only" },
   silent = { peer = "no-banner" },
   ["throttled-banner"] = { peer = "421-banner" },

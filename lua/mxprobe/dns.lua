@@ -172,14 +172,17 @@ end
 
 --- Asks one question; returns a query record as in docs/facts.md:
 -- {name, type, status, rcode, ad, tc, transport, time_ms, records, cname,
---  error, truncated (a record was cut by the codec)}
-function M.query(res, name, qtype, deadline)
+--  error, truncated (a record was cut by the codec), signed}
+-- qopts: core.dns_query's options (DANE: { cd = true } asks with checking
+-- disabled, recorded as cd = true)
+function M.query(res, name, qtype, deadline, qopts)
   local rec = { name = lower_name(name), type = qtype, records = {} }
   local start = core.now()
   -- from getrandom(2): an off-path spoofer must guess it (math.random's
   -- state is neither secret nor per process)
   local id = core.random_u16()
-  local ok_wire, wire = pcall(core.dns_query, name, qtype, id)
+  local ok_wire, wire = pcall(core.dns_query, name, qtype, id, qopts)
+  if qopts and qopts.cd then rec.cd = true end
   if not ok_wire then
     rec.status, rec.error, rec.time_ms = "error", ("invalid query %s %s"):format(name, qtype), 0
     return rec
@@ -215,6 +218,9 @@ function M.answer(rec, msg, name, qtype)
     return rec
   end
   for _, rr in ipairs(msg.answer) do
+    -- DANE: an RRSIG in the answer says the zone is signed, even when the
+    -- resolver does not validate (no AD)
+    if rr.type == "RRSIG" then rec.signed = true end
     if rr.type == qtype and lower_name(rr.name) == owner then
       local r = record_of(rr)
       if r.truncated then rec.truncated = true end

@@ -25,6 +25,7 @@ M.dns_query = S.record({
   transport = S.enum { "udp", "tcp" }, time_ms = S.num, error = S.str, cname = S.list(S.str),
   records = S.list(S.map(S.any)), truncated = S.bool,
   rejected = S.int, rejected_reason = S.str, rejected_code = S.str,
+  signed = S.bool, cd = S.bool,   -- DANE: RRSIG in the answer; asked with checking disabled
 }, { "name", "type", "status", "records" })
 
 M.reply = S.record({ code = S.int, lines = S.list(S.str), text = S.str }, { "code", "lines" })

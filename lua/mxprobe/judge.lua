@@ -15,6 +15,7 @@
 --     verdict = "ok" | "warning" | "critical" | "unknown",
 --     counts = { critical, warning, info, ok, pass, fail, na, untested },
 --     summary = "critical: 1 critical, 2 warnings, 1 not tested",
+--     regimes = { { mx, regime, reason }, ... },  -- mxprobe.regime, MX order
 --   }
 --   judge.exit_status(judgements | judgement) -> 0 ok, 1 warning,
 --     2 critical, 3 could not test (monitoring-plugin convention)
@@ -37,6 +38,7 @@ local score = require "mxprobe.score"
 local builtin = require "mxprobe.checks"
 local util = require "mxprobe.checks.util"
 local text = require "mxprobe.text"
+local regime = require "mxprobe.regime"
 
 local M = {}
 
@@ -177,6 +179,19 @@ function M.run(facts, p, ctx)
   local now = util.num(ctx.now) or util.num(facts.finished) or util.num(facts.started) or os.time()
   local cctx = { now = now, policy = p, util = util }
 
+  -- the certificate rule: a code's severity per regime of its MX host
+  -- (policy.regime_severities), unless the policy file set the code's own
+  local okr, regimes = pcall(regime.of_facts, facts)
+  if not okr then regimes = {} end
+  local regime_of = {}
+  for _, r in ipairs(regimes) do regime_of[r.mx] = r.regime end
+  local function regime_severity(f)
+    local r = f.target and f.target.mx and regime_of[f.target.mx]
+    local map = r and type(p.regime_severities) == "table" and p.regime_severities[r]
+    if not map or (p.severities_set and p.severities_set[f.code]) then return nil end
+    return SEVERITIES[map[f.code]] and map[f.code] or nil
+  end
+
   local findings = {}
   local function add(f, check)
     if p.disabled[f.code] then return end
@@ -184,6 +199,11 @@ function M.run(facts, p, ctx)
     f.check = check.id
     f.severity = severity_of(f, decl, p)
     f.weight = weight_of(f, decl, p)
+    local rs = regime_severity(f)
+    if rs then
+      f.severity = rs
+      if rs == "info" then f.weight = 0 end
+    end
     if not f.remediation and decl and type(decl.fix) == "string" then f.remediation = decl.fix end
     findings[#findings + 1] = f
   end
@@ -250,6 +270,7 @@ function M.run(facts, p, ctx)
     verdict = verdict,
     counts = counts,
     summary = summary,
+    regimes = regimes,
   }
 end
 

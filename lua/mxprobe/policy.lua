@@ -10,6 +10,7 @@
 --     thresholds = { expiry_days = 30 },
 --     scoring    = { weakest_margin = 10 },
 --     grades     = { { grade = "A", min = 95 }, ... },   -- replaces the list
+--     regime_severities = { opportunistic = { ["tls.cert.expired"] = "critical" } },
 --     disable    = { "smtp.extensions", "dns.mx.single" }, -- check ids or codes
 --     checks     = { { id = "my.check", codes = {...}, run = function(facts, ctx) ... end } },
 --   }
@@ -41,7 +42,9 @@ local SEVERITIES = { critical = true, warning = true, info = true, ok = true }
 local TOP_KEYS = {
   severities = true, weights = true, thresholds = true, scoring = true,
   grades = true, disable = true, checks = true, name = true, description = true,
+  regime_severities = true,   -- the certificate rule (regime.lua)
 }
+local REGIMES = { dane = true, ["mta-sts-enforce"] = true, ["mta-sts-testing"] = true, opportunistic = true }
 local SCORING_KEYS = {
   default_weights = "table", critical_cap = "number", weakest_margin = "number",
   preference_decay = "number", check_instructions = "number",
@@ -165,14 +168,32 @@ local function merge(base, o)
   for i, c in ipairs(base.checks or {}) do p.checks[i] = c end -- functions: not copied
   for k in pairs(o) do
     if type(k) ~= "string" or not TOP_KEYS[k] then
-      fail(k, "unknown key %s (expected one of: severities, weights, thresholds, scoring, grades, disable, checks)",
+      fail(k, "unknown key %s (expected one of: severities, weights, thresholds, scoring, grades, disable, checks, "
+        .. "regime_severities)",
         type(k) == "string" and string.format("%q", k) or tostring(k))
     end
   end
   if o.severities ~= nil then
     check_map("severities", o.severities, function(v) return SEVERITIES[v] end,
       "\"critical\", \"warning\", \"info\" or \"ok\"")
-    for k, v in pairs(unalias(o.severities)) do p.severities[k] = v end
+    p.severities_set = p.severities_set or {}
+    for k, v in pairs(unalias(o.severities)) do
+      p.severities[k] = v
+      p.severities_set[k] = true   -- wins over regime_severities
+    end
+  end
+  if o.regime_severities ~= nil then
+    if type(o.regime_severities) ~= "table" then fail("regime_severities", "regime_severities must be a table") end
+    for r, map in pairs(o.regime_severities) do
+      if not REGIMES[r] then
+        fail("regime_severities", "regime_severities: unknown regime %s (dane, mta-sts-enforce, mta-sts-testing, "
+          .. "opportunistic)", tostring(r))
+      end
+      check_map("regime_severities", map, function(v) return SEVERITIES[v] end,
+        "\"critical\", \"warning\", \"info\" or \"ok\"")
+      p.regime_severities[r] = p.regime_severities[r] or {}
+      for k, v in pairs(unalias(map)) do p.regime_severities[r][k] = v end
+    end
   end
   if o.weights ~= nil then
     check_map("weights", o.weights, function(v) return finite(v) and v >= 0 end, "a number >= 0")

@@ -53,13 +53,20 @@ describe("mxprobe CLI on the lab #integration", function()
     assert.equal("pass", c["tls.session.ok"])
     assert.equal("pass", c["tls.cert.ok"])
     assert.equal("pass", c["smtp.extensions.pipelining"])
-    assert.is_nil(next(codes_of(R.good, "fail")))
+    -- the one failure is information: one TLSA record per MX, no next key
+    assert.same({ ["dane.rollover.single"] = true }, codes_of(R.good, "fail"))
+    assert.equal("pass", c["dane.match"])
   end)
 
-  it("calls the expired certificate critical with tls.cert.expired", function()
-    assert.equal(2, R.expired.exit_status)
-    assert.equal("critical", R.expired.verdict)
+  it("calls the expired certificate a warning under opportunistic delivery (the certificate rule)", function()
+    assert.equal(1, R.expired.exit_status)
+    assert.equal("warning", R.expired.verdict)
     assert.equal("fail", states(R.expired)["tls.cert.expired"])
+    for _, f in ipairs(R.expired.findings) do
+      if f.code == "tls.cert.expired" then assert.equal("warning", f.severity) end
+    end
+    assert.same({ { mx = "mx.expired.example.test", regime = "opportunistic",
+      reason = "no TLSA records; no MTA-STS policy" } }, R.expired.regimes)
   end)
 
   it("does not call the greylisting domain an open relay", function()
@@ -137,7 +144,7 @@ describe("mxprobe CLI on the lab #integration", function()
     assert.equal(saved[1].run.id, saved[2].run.id)
     local out2, _, st2 = lab.cli("--json --from-facts " .. path)
     os.remove(path)
-    assert.equal(2, st2)
+    assert.equal(1, st2)
     local d = cjson.decode(out2)
     assert.equal(2, #d.results)
     -- --facts streams each domain as it finishes: find it by its query
@@ -163,8 +170,10 @@ describe("mxprobe CLI on the lab #integration", function()
 
   it("prints a text report without colour when not on a terminal", function()
     local out, _, st = lab.cli(lab.lab_args() .. " expired.example.test")
-    assert.equal(2, st)
+    assert.equal(1, st)
     assert.matches("tls.cert.expired", out, 1, true)
+    -- the MX line names its sending regime
+    assert.matches("mx.expired.example.test [127.0.2.1]  pref 10  opportunistic  grade C (60/100)", out, 1, true)
     assert.is_nil(out:find("\27", 1, true))
   end)
 end)
@@ -177,8 +186,8 @@ describe("examples/summary.lua on the lab #integration", function()
     local out = p:read("a")
     local _, _, status = p:close()
     assert.matches("good%.example%.test%s+ok%s+A", out)
-    assert.matches("expired%.example%.test%s+critical%s+F%s+1%s+tls%.cert%.expired", out)
-    assert.equal(2, status)
+    assert.matches("expired%.example%.test%s+warning%s+D%s+1%s+tls%.cert%.expired", out)
+    assert.equal(1, status)
   end)
 end)
 

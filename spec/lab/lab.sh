@@ -30,6 +30,7 @@ DNS_RESOLVER=127.0.53.53
 SMTP_ADDRS="127.0.1.1 127.0.1.2 127.0.2.1 127.0.3.1 127.0.4.1 127.0.5.1
 127.0.6.1 127.0.7.1 127.0.8.1 127.0.9.1 127.0.10.1 127.0.13.1 127.0.14.1
 127.0.15.1 127.0.16.1 127.0.17.1 [::1]
+127.0.20.1 127.0.20.2 127.0.20.3 127.0.20.4
 127.0.40.1 127.0.40.2 127.0.40.3 127.0.40.4"
 CLOSED_ADDR=127.0.11.1
 BLACKHOLE_ADDR=127.0.12.1
@@ -268,7 +269,48 @@ make_certs() {
 	LAB_SAN="DNS:mx.selfsigned.$n" ossl req -new -x509 -key "$CA/selfsigned.key" \
 		-subj "/CN=mx.selfsigned.$n" -days 365 -extensions v3_selfsigned -out "$CA/selfsigned.crt" &&
 	cat "$CA/selfsigned.key" "$CA/selfsigned.crt" > "$CA/selfsigned.chain.pem" &&
+	make_dane_certs &&
 	chmod 600 "$CA"/*.key "$CA"/*.chain.pem "$CA"/*/key.pem
+}
+
+# DANE (RFC 7672): the certificates of the dane-* scenarios. One CA-issued
+# leaf (with the intermediate) serves every name of the shared server
+# 127.0.20.1; a self-signed and an expired leaf stand alone; "dane-next"
+# is only a key: the next key of a rollover, published ahead, served nowhere.
+make_dane_certs() {
+	n=example.test
+	sans=""
+	for h in dane-ee dane-ee512 dane-ta dane-unusable dane-mismatch dane-rollover dane-stale \
+		dane-digest dane-bogus; do
+		sans="${sans}DNS:mx.$h.$n,"
+	done
+	leaf dane mx.dane-ee.$n "${sans}DNS:mx.unsigned.$n,DNS:mx.bogus.$n" &&
+	leaf dane-expired "mx.dane-expired.$n" "DNS:mx.dane-expired.$n" dates=20200101000000Z,20210101000000Z &&
+	eckey "$CA/dane-selfsigned.key" &&
+	LAB_SAN="DNS:mx.dane-selfsigned.$n" ossl req -new -x509 -key "$CA/dane-selfsigned.key" \
+		-subj "/CN=mx.dane-selfsigned.$n" -days 365 -extensions v3_selfsigned -out "$CA/dane-selfsigned.crt" &&
+	cat "$CA/dane-selfsigned.key" "$CA/dane-selfsigned.crt" > "$CA/dane-selfsigned.chain.pem" &&
+	eckey "$CA/dane-next.key"
+}
+
+# TLSA record data "U S M HEX" of a certificate file, or of key:FILE (a
+# private key: its public half; selector 1 only). M is 1 (SHA-256) or 2
+# (SHA-512).
+tlsa_rr() { # usage selector mtype file
+	der=$CA/tlsa.der
+	case $4 in
+	key:*) openssl pkey -in "${4#key:}" -pubout -outform DER -out "$der" ;;
+	*) if [ "$2" = 0 ]; then
+		openssl x509 -in "$4" -outform DER -out "$der"
+	   else
+		openssl x509 -in "$4" -noout -pubkey | openssl pkey -pubin -outform DER -out "$der"
+	   fi ;;
+	esac
+	alg=sha256
+	[ "$3" = 2 ] && alg=sha512
+	h=$(openssl dgst -"$alg" -r "$der" | cut -d' ' -f1)
+	rm -f "$der"
+	echo "$1 $2 $3 $h"
 }
 
 # TLSA 3 1 1 (DANE-EE, SPKI, SHA-256) of a certificate file.
@@ -286,13 +328,39 @@ make_zones() {
 	sed -e "s|@SERIAL@|$serial|" \
 		-e "s|@TLSA_MX1_GOOD@|$(tlsa "$CA/mx1.good.crt")|" \
 		-e "s|@TLSA_MX2_GOOD@|$(tlsa "$CA/mx2.good.crt")|" \
+		-e "s|@TLSA_DANE_311@|$(tlsa_rr 3 1 1 "$CA/dane.crt")|" \
+		-e "s|@TLSA_DANE_312@|$(tlsa_rr 3 1 2 "$CA/dane.crt")|" \
+		-e "s|@TLSA_DANE_TA@|$(tlsa_rr 2 1 1 "$CA/intermediate.pem")|" \
+		-e "s|@TLSA_DANE_PKIX_TA@|$(tlsa_rr 0 1 1 "$CA/intermediate.pem")|" \
+		-e "s|@TLSA_DANE_PKIX_EE@|$(tlsa_rr 1 1 1 "$CA/dane.crt")|" \
+		-e "s|@TLSA_DANE_NEXT@|$(tlsa_rr 3 1 1 "key:$CA/dane-next.key")|" \
+		-e "s|@TLSA_DANE_NEXT512@|$(tlsa_rr 3 1 2 "key:$CA/dane-next.key")|" \
+		-e "s|@TLSA_DANE_SELFSIGNED@|$(tlsa_rr 3 1 1 "$CA/dane-selfsigned.crt")|" \
+		-e "s|@TLSA_DANE_EXPIRED@|$(tlsa_rr 3 1 1 "$CA/dane-expired.crt")|" \
 		"$LAB/example.test.zone" > "$DNS/example.test.zone" &&
 	sed -e "s|@SERIAL@|$serial|" "$LAB/127.in-addr.arpa.zone" > "$DNS/127.in-addr.arpa.zone" &&
+	sed -e "s|@SERIAL@|$serial|" -e "s|@TLSA_DANE_311@|$(tlsa_rr 3 1 1 "$CA/dane.crt")|" \
+		"$LAB/unsigned.example.test.zone" > "$DNS/unsigned.example.test.zone" &&
+	sed -e "s|@SERIAL@|$serial|" -e "s|@TLSA_DANE_311@|$(tlsa_rr 3 1 1 "$CA/dane.crt")|" \
+		"$LAB/bogus.example.test.zone" > "$DNS/bogus.example.test.zone" &&
 	(
 		cd "$DNS" || exit 1
+		# DANE: bogus.example.test is signed with signatures that expired
+		# in 2020 (its DS is in the parent): every answer from it is bogus
+		bksk=$(ldns-keygen -a ECDSAP256SHA256 -k bogus.example.test) &&
+		ldns-signzone -i 20200101000000 -e 20200201000000 -f bogus.example.test.zone.signed \
+			bogus.example.test.zone "$bksk" &&
+		cat "$bksk.ds" >> example.test.zone &&
 		ksk=$(ldns-keygen -a ECDSAP256SHA256 -k example.test) &&
 		zsk=$(ldns-keygen -a ECDSAP256SHA256 example.test) &&
-		ldns-signzone -f example.test.zone.signed example.test.zone "$zsk" "$ksk" &&
+		ldns-signzone -f example.test.zone.signed.tmp example.test.zone "$zsk" "$ksk" &&
+		# DANE: the signature over the TLSA records of mx.dane-bogus is
+		# damaged after signing, so that one RRset is bogus
+		awk 'BEGIN { OFS = "\t" }
+			$1 == "_25._tcp.mx.dane-bogus.example.test." && $4 == "RRSIG" && $5 == "TLSA" {
+				s = $NF; $NF = (substr(s, 1, 8) == "AAAAAAAA" ? "BBBBBBBB" : "AAAAAAAA") substr(s, 9) }
+			{ print }' example.test.zone.signed.tmp > example.test.zone.signed &&
+		rm -f example.test.zone.signed.tmp &&
 		rksk=$(ldns-keygen -a ECDSAP256SHA256 -k 127.in-addr.arpa) &&
 		ldns-signzone -f 127.in-addr.arpa.zone.signed 127.in-addr.arpa.zone "$rksk" &&
 		cat "$ksk.ds" "$rksk.ds" > trust-anchors.ds
@@ -308,6 +376,9 @@ make_postfix() {
 	subst main.cf.in "$PF/main.cf" &&
 	subst master.cf.in "$PF/master.cf" &&
 	cp "$LAB/openssl-seclevel0.cnf" "$PF/openssl-seclevel0.cnf" &&
+	# DANE: the SNI map of the dane-sni service (postmap -F reads the files in)
+	echo "mx.dane-sni.example.test $CA/dane.chain.pem" > "$PF/sni" &&
+	postmap -c "$PF" -F "hash:$PF/sni" &&
 	: > "$PF/maillog" &&
 	chown postfix "$STATE/postfix-data"
 	# "postfix start" creates the queue's subdirectories (post-install create-missing)
@@ -354,6 +425,7 @@ endpoints() {
 
 readiness() {
 	echo "dnsad:$DNS_RESOLVER:good.example.test:MX dns:$DNS_AUTH:good.example.test:MX"
+	echo "dns:$DNS_AUTH:unsigned.example.test:MX dns:$DNS_AUTH:bogus.example.test:SOA"
 	for a in $SMTP_ADDRS; do echo "smtp:$a:25"; done
 	echo "https:$NGINX_ADDR:443:mta-sts.sts-enforce.example.test"
 }

@@ -299,6 +299,11 @@ SCENARIOS = [
     ("tls13", "127.0.40.2", "mx.tls13.example.test"),
     ("rdnsbad", "127.0.40.3", "mx.rdnsbad.example.test"),
     ("rdnstwo", "127.0.40.4", "mx.rdnstwo.example.test"),
+    # DANE: the shared server, the pinned self-signed and expired leaves
+    ("dane-ee", "127.0.20.1", "mx.dane-ee.example.test"),
+    ("dane-selfsigned", "127.0.20.2", "mx.dane-selfsigned.example.test"),
+    ("dane-expired", "127.0.20.3", "mx.dane-expired.example.test"),
+    ("dane-sni", "127.0.20.4", "mx.dane-sni.example.test"),
 ]
 
 
@@ -397,7 +402,10 @@ def check(state):
                         ("nxdomain", "MX"), ("v6only", "MX"), ("mx.v6only", "AAAA"),
                         ("mxcname", "MX"), ("alias.mxcname", "A"), ("dangling", "MX"),
                         ("mx.missing", "A"), ("noaddr", "MX"), ("mx.noaddr", "A"),
-                        ("samehost", "MX"), ("_25._tcp.mx1.good", "TLSA")]:
+                        ("samehost", "MX"), ("_25._tcp.mx1.good", "TLSA"),
+                        # DANE: secure, bogus (damaged RRSIG), bogus zone, unsigned zone
+                        ("_25._tcp.mx.dane-ee", "TLSA"), ("_25._tcp.mx.dane-bogus", "TLSA"),
+                        ("mx.bogus", "A"), ("_25._tcp.mx.unsigned", "TLSA")]:
         try:
             code, ad, an = dns_query("127.0.53.53", f"{name}.example.test", qtype, timeout=3)
             print(f"| {name}.example.test | {qtype} | {rc.get(code, code)} | {'ad' if ad else '-'} | {an} |")

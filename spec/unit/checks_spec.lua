@@ -49,7 +49,7 @@ describe("built-in checks #unit", function()
     end
     assert.same({ "dns.mx", "tcp", "smtp.banner", "smtp.ehlo", "smtp.extensions", "smtp.throttle",
       "smtp.timeout", "smtp.unsolicited", "tls.starttls", "tls.session", "tls.versions", "tls.cert",
-      "tls.chain", "relay", "consistency", "mta_sts", "tls_rpt", "rdns" }, ids)
+      "tls.chain", "dane", "relay", "consistency", "mta_sts", "tls_rpt", "rdns" }, ids)
   end)
 
   it("declare each code with its default severity and weight, and name it after the check", function()

@@ -119,7 +119,7 @@ end)
 describe("the gatherer registry #unit", function()
   local list = gather.list()
   it("lists gatherers that declare what they are", function()
-    assert.same({ "mx", "tls_rpt", "mta_sts", "addresses", "smtp", "tls_versions", "rdns" }, (function()
+    assert.same({ "mx", "tls_rpt", "mta_sts", "addresses", "tlsa", "smtp", "dane", "tls_versions", "rdns" }, (function()
       local ids = {}
       for i, g in ipairs(list) do ids[i] = g.id end
       return ids

@@ -43,8 +43,10 @@ describe("policy.default #unit", function()
         assert.equal(d.weight, p.weights[code], code)
       end
     end
-    assert.equal(125, n) -- 34 of them MTA-STS and TLS-RPT (issue 8), 17 TLS posture (issue 9)
-    assert.equal("critical", p.severities["tls.cert.expired"])
+    assert.equal(138, n) -- 34 of them MTA-STS and TLS-RPT (issue 8), 17 TLS posture (issue 9), 13 dane
+    assert.equal("warning", p.severities["tls.cert.expired"])  -- the opportunistic severity
+    assert.equal("info", p.regime_severities.dane["tls.cert.expired"])
+    assert.equal("critical", p.regime_severities["mta-sts-enforce"]["tls.cert.name-mismatch"])
     assert.equal(40, p.weights["tls.cert.expired"])
     assert.equal("warning", p.severities["mxprobe.check-error"])
     p.thresholds.expiry_days = 99
@@ -83,6 +85,12 @@ describe("policy.load #unit", function()
     assert.equal(2, judge.exit_status(j))
     local e = judge.run(fixtures.load("expiring"), p)
     assert.equal("fail", has(e, "tls.cert.expiring").state)
+    -- PKIX failures: critical without DANE, information where DANE decides
+    assert.equal("critical", has(judge.run(fixtures.load("expired"), p), "tls.cert.expired").severity)
+    assert.equal("critical", has(judge.run(fixtures.load("selfsigned"), p), "tls.cert.self-signed").severity)
+    local d = judge.run(fixtures.load("dane-expired"), p)
+    assert.equal("info", has(d, "tls.cert.expired").severity)
+    assert.equal("ok", d.verdict)
   end)
 
   it("loads the custom-check example, whose checks run beside the built-in ones", function()

@@ -41,13 +41,16 @@ describe("report.csv.render #unit", function()
     local by = {}
     for _, r in ipairs(recs) do by[r.domain .. " " .. r.address] = r end
 
+    -- an expired certificate under opportunistic delivery is a warning
+    -- (docs/codes.md, the certificate rule): senders deliver anyway
     local e = by["expired.example.test 127.0.2.1"]
-    assert.equal("critical", e.verdict)
+    assert.equal("warning", e.verdict)
     assert.equal("mx.expired.example.test", e.mx)
     assert.equal("10", e.preference)
-    assert.equal("F", e.grade)
-    assert.equal("49", e.score)
-    assert.equal("44", e.domain_score)
+    assert.equal("C", e.grade)
+    assert.equal("60", e.score)
+    assert.equal("55", e.domain_score)
+    assert.equal("opportunistic", e.regime)
     assert.equal("TLSv1.3", e.tls_version)
     assert.equal("TLS_AES_256_GCM_SHA384", e.cipher)
     assert.equal("2021-01-01T00:00:00Z", e.cert_not_after)

@@ -56,14 +56,15 @@ describe("report.html.render #unit", function()
     local rows = {}
     for row in out:gmatch('<tr class="row%-%a+"><td><a href="#q%d+">.-</tr>') do rows[#rows + 1] = row end
     assert.equal(#MAIN, #rows)
-    assert.equal('<tr class="row-critical"><td><a href="#q2">expired.example.test</a></td>'
-      .. '<td><span class="badge critical">CRITICAL</span></td><td><span class="grade gF">F</span></td>'
-      .. '<td class="num">44</td><td>—</td><td class="num">1</td><td class="num">1</td>'
-      .. '<td><span class="badge critical">CRITICAL</span> <code>tls.cert.expired</code></td></tr>', rows[2])
+    -- expired under opportunistic delivery: a warning (the certificate rule)
+    assert.equal('<tr class="row-warning"><td><a href="#q2">expired.example.test</a></td>'
+      .. '<td><span class="badge warning">WARNING</span></td><td><span class="grade gD">D</span></td>'
+      .. '<td class="num">55</td><td>opportunistic</td><td class="num">1</td><td class="num">1</td>'
+      .. '<td><span class="badge warning">WARNING</span> <code>tls.cert.expired</code></td></tr>', rows[2])
     assert.matches('^<tr class="row%-ok"><td><a href="#q1">good%.example%.test</a></td>'
       .. '<td><span class="badge ok">OK</span>'
-      .. '</td><td><span class="grade gA">A</span></td><td class="num">100</td><td>—</td><td class="num">2</td>'
-      .. '<td class="num">2</td><td><span class="muted">none</span></td></tr>$', rows[1])
+      .. '</td><td><span class="grade gA">A</span></td><td class="num">100</td><td>opportunistic</td>'
+      .. '<td class="num">2</td><td class="num">2</td><td><span class="muted">none</span></td></tr>$', rows[1])
     assert.matches('>relay%.open</code>', rows[4])
     -- could not test: no grade, no score, the word
     assert.matches('<span class="badge unknown">COULD NOT TEST</span></td><td><span class="grade none">—</span></td>'
@@ -76,7 +77,7 @@ describe("report.html.render #unit", function()
     local out = html.render(fl, jl)
     local f
     for _, x in ipairs(jl[1].findings) do if x.code == "tls.cert.expired" then f = x end end
-    assert.matches('<tr class="row-critical"><td><span class="badge critical">CRITICAL</span></td>'
+    assert.matches('<tr class="row-warning"><td><span class="badge warning">WARNING</span></td>'
       .. '<td class="code"><code>tls.cert.expired</code></td><td>' .. html.escape(f.message)
       .. '<div class="detail"><b>Evidence:</b> <span class="mono">' .. html.escape(f.evidence)
       .. '</span></div><div class="detail"><b>Fix:</b> ' .. html.escape(f.remediation) .. "</div></td></tr>",
@@ -153,11 +154,11 @@ describe("report.html.render #unit", function()
     local out = html.render(R.judged(MAIN))
     local n = select(2, out:gsub("<svg ", ""))
     assert.equal(5, n)
-    -- verdicts: 1 ok, 2 warning (notls, hostile-markup), 3 critical, 1 could not test
-    assert.matches('aria-label="OK: 1; WARNING: 2; CRITICAL: 3; COULD NOT TEST: 1"', out, 1, true)
+    -- verdicts: 1 ok, 3 warning (expired, notls, hostile-markup), 2 critical, 1 could not test
+    assert.matches('aria-label="OK: 1; WARNING: 3; CRITICAL: 2; COULD NOT TEST: 1"', out, 1, true)
     assert.matches('>1 %(14%%%)</text>', out)
     assert.matches('>3 %(43%%%)</text>', out)
-    assert.matches('aria-label="grade A: 2; grade B: 0; grade C: 0; grade D: 0; grade F: 4; not scored: 1"',
+    assert.matches('aria-label="grade A: 2; grade B: 0; grade C: 0; grade D: 1; grade F: 3; not scored: 1"',
       out, 1, true)
     -- targets: good x2, expired, openrelay, hostile-markup negotiated 1.3; notls without STARTTLS;
     -- the timeout never got to EHLO
@@ -172,6 +173,8 @@ describe("report.html.render #unit", function()
 
   it("shows the regime when the judgement has one, a dash otherwise", function()
     local fl, jl = R.judged({ "good" })
+    assert.matches('<td class="num">100</td><td>opportunistic</td>', html.render(fl, jl), 1, true)
+    jl[1].regimes = nil   -- a judgement saved by a version without regimes
     assert.matches('<td class="num">100</td><td>—</td>', html.render(fl, jl), 1, true)
     jl[1].regimes = {
       { mx = "mx1.good.example.test", regime = "dane", reason = "TLSA under DNSSEC" },
@@ -186,13 +189,17 @@ describe("report.html.render #unit", function()
   it("shows accepted TLS versions and reverse DNS when the facts have them", function()
     local fl, jl = R.judged({ "good", "expired" })
     assert.is_nil(html.render(fl, jl):find("Accepts", 1, true))
-    fl[1].targets[1].tls_versions = { ["TLSv1.2"] = { status = "ok" }, ["TLSv1.3"] = { status = "ok" },
-      ["TLSv1.1"] = { status = "protocol" } }
-    fl[1].targets[1].rdns = { names = { "mx1.good.example.test" } }
+    -- tlsold: a lab server that accepts TLS 1.0 to 1.3; rdnsbad: a PTR
+    -- whose name does not resolve back (fixtures from real probes)
+    fl, jl = R.judged({ "tlsold", "rdnsbad" })
     local out = html.render(fl, jl)
-    assert.matches("<dt>Accepts</dt><dd>TLSv1.2, TLSv1.3</dd>", out, 1, true)
-    assert.matches('<dt>Reverse DNS</dt><dd><span class="mono">mx1.good.example.test</span></dd>', out, 1, true)
-    assert.matches('aria-label="negotiated TLSv1.3: 3; accepts TLSv1.3: 1; accepts TLSv1.2: 1"', out, 1, true)
+    assert.matches("<dt>Accepts</dt><dd>TLSv1.0, TLSv1.1, TLSv1.2, TLSv1.3</dd>", out, 1, true)
+    assert.matches('<dt>Reverse DNS</dt><dd><span class="mono">mx.tlsold.example.test</span></dd>', out, 1, true)
+    assert.matches('<dt>Reverse DNS</dt><dd><span class="mono">ptr.rdnsbad.example.test (not forward-confirmed)'
+      .. '</span></dd>', out, 1, true)
+    -- rdnsbad's server offers no STARTTLS: no versions there
+    assert.matches('aria-label="negotiated TLSv1.3: 1; STARTTLS not offered: 1; accepts TLSv1.3: 1; '
+      .. 'accepts TLSv1.2: 1; accepts TLSv1.1: 1; accepts TLSv1.0: 1"', out, 1, true)
   end)
 
   it("is a pure function of its input", function()

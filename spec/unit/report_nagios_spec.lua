@@ -56,7 +56,8 @@ describe("report.nagios.render #unit", function()
       assert.equal(WORD[judge.exit_status(jl)], status, table.concat(set, ","))
     end
     assert.equal("OK", (parse(nagios.render(R.judged({ "good" })))))
-    assert.equal("CRITICAL", (parse(nagios.render(R.judged({ "expired" })))))
+    assert.equal("CRITICAL", (parse(nagios.render(R.judged({ "openrelay" })))))
+    assert.equal("WARNING", (parse(nagios.render(R.judged({ "expired" })))))  -- opportunistic: the certificate rule
     assert.equal("WARNING", (parse(nagios.render(R.judged({ "expiring" })))))
     assert.equal("UNKNOWN", (parse(nagios.render(R.judged({ "timeout" })))))
     assert.equal("UNKNOWN", (parse(nagios.render({}, {}))))
@@ -64,8 +65,8 @@ describe("report.nagios.render #unit", function()
 
   it("sums up one domain with its verdict, grade and worst codes", function()
     local _, summary = parse(nagios.render(R.judged({ "expired" })))
-    assert.equal("expired.example.test: critical: 1 critical; grade F (44/100); tls.cert.expired", summary)
-    local _, many = parse(nagios.render(R.judged({ "good", "expired", "expiring", "timeout" })))
+    assert.equal("expired.example.test: warning: 1 warning; grade D (55/100); tls.cert.expired", summary)
+    local _, many = parse(nagios.render(R.judged({ "good", "openrelay", "expiring", "timeout" })))
     assert.equal("4 domains: 1 critical, 1 warning, 1 could not test, 1 ok", many)
   end)
 

@@ -69,10 +69,21 @@ describe("score.compute #unit", function()
   end)
 
   it("caps a target with a critical failure at F", function()
-    local t = target(judged("expired"), "127.0.2.1")
+    -- the expired certificate is critical where senders enforce PKIX: a
+    -- policy says so for opportunistic delivery (the certificate rule)
+    local strict = { regime_severities = { opportunistic = { ["tls.cert.expired"] = "critical" } } }
+    local t = target(judged("expired", strict),
+      "127.0.2.1")
     assert.equal(49, t.score)
     assert.equal("F", t.grade)
     assert.equal("critical", t.worst)
+  end)
+
+  it("does not cap an expired certificate under opportunistic delivery: a warning, 40 points", function()
+    local t = target(judged("expired"), "127.0.2.1")
+    assert.equal(60, t.score)
+    assert.equal("C", t.grade)
+    assert.equal("warning", t.worst)
   end)
 
   it("never scores could-not-test as a failure", function()
@@ -183,7 +194,7 @@ end)
 
 describe("judge.run verdict #unit", function()
   local cases = {
-    good = "ok", expired = "critical", notls = "warning", openrelay = "critical",
+    good = "ok", expired = "warning", notls = "warning", openrelay = "critical",
     greylist = "ok", postscreen = "ok", timeout = "unknown", ["throttled-starttls"] = "unknown",
     nullmx = "ok", nxdomain = "critical", dnstimeout = "unknown", refused = "critical",
     heloonly = "warning", starttls454 = "critical", banner554 = "unknown",
@@ -215,7 +226,7 @@ describe("judge.run verdict #unit", function()
   it("attaches severity, weight, check and remediation to every finding", function()
     local j = judged("expired")
     local f = has(j, "tls.cert.expired")
-    assert.equal("critical", f.severity)
+    assert.equal("warning", f.severity)   -- opportunistic: senders deliver anyway
     assert.equal(policy.default().weights["tls.cert.expired"], f.weight)
     assert.equal("tls.cert", f.check)
     assert.is_string(f.remediation)
@@ -225,7 +236,7 @@ describe("judge.run verdict #unit", function()
     local facts = fixtures.load("good")
     assert.equal(facts.finished, judge.run(facts).now)
     local later = judge.run(facts, nil, { now = facts.finished + 400 * 86400 })
-    assert.equal("critical", later.verdict)
+    assert.equal("warning", later.verdict)
     assert.equal("fail", has(later, "tls.cert.expired").state)
   end)
 
@@ -321,8 +332,9 @@ describe("judge.exit_status #unit", function()
     assert.equal(3, judge.exit_status({}))
   end)
 
-  it("gives the lab scenarios their status: expired exits 2", function()
-    assert.equal(2, judge.exit_status({ judged("expired") }))
+  it("gives the lab scenarios their status: expired exits 1 (opportunistic), open relay 2", function()
+    assert.equal(1, judge.exit_status({ judged("expired") }))
+    assert.equal(2, judge.exit_status({ judged("openrelay") }))
     assert.equal(0, judge.exit_status({ judged("good"), judged("greylist") }))
   end)
 end)

@@ -41,6 +41,7 @@ M.modules = {
   "mxprobe.checks.tls_versions",  -- TLS posture: versions accepted
   "mxprobe.checks.tls_cert",
   "mxprobe.checks.tls_chain_order",
+  "mxprobe.checks.dane",            -- DANE for SMTP (RFC 7672)
   "mxprobe.checks.relay",
   "mxprobe.checks.consistency",
   -- MTA-STS and TLS-RPT (issue 8)

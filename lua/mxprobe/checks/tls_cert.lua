@@ -29,16 +29,20 @@
 local U = require "mxprobe.checks.util"
 
 -- every code this check emits: default severity and weight (a policy
--- overrides them), the fix, and the old name kept for one release
+-- overrides them), the fix, and the old name kept for one release. The
+-- PKIX failures (expired, not-yet-valid, self-signed, untrusted,
+-- incomplete-chain, name-mismatch) are declared with their opportunistic
+-- severity; the judge applies the certificate rule per regime
+-- (policy.regime_severities, docs/codes.md)
 -- luacheck: push no max line length
 local CODES = {
   ["tls.cert"] = { severity = "info", weight = 0 },
   ["tls.cert.ok"] = { severity = "ok", weight = 0 },
-  ["tls.cert.expired"] = { severity = "critical", weight = 40,
+  ["tls.cert.expired"] = { severity = "warning", weight = 40,
     fix = "Renew the certificate (e.g. certbot renew), install the new chain in the MTA and reload it; automate renewal and monitor the expiry date." },
   ["tls.cert.expiring"] = { severity = "warning", weight = 10,
     fix = "Renew the certificate now and check that automatic renewal works and reloads the MTA." },
-  ["tls.cert.not-yet-valid"] = { severity = "critical", weight = 40,
+  ["tls.cert.not-yet-valid"] = { severity = "warning", weight = 40,
     fix = "Check the server's clock and the certificate's notBefore date; install a certificate that is valid now." },
   ["tls.cert.self-signed"] = { severity = "warning", weight = 20,
     fix = "Use a certificate from a public CA (e.g. Let's Encrypt), or publish a DANE TLSA record for this self-signed key." },

@@ -24,7 +24,9 @@ M.modules = {
   -- MTA-STS (issue 8): the _mta-sts TXT record and the HTTPS policy
   "mxprobe.gather.mta_sts",     -- domain: MTA-STS record and policy (RFC 8461)
   "mxprobe.gather.addresses",   -- mx: A/AAAA of each MX host -> the targets
+  "mxprobe.gather.tlsa",        -- mx: DANE TLSA records of each MX host (RFC 7672)
   "mxprobe.gather.smtp",        -- target: the SMTP dialog, STARTTLS, TLS, relay test
+  "mxprobe.gather.dane",        -- target: DANE, the TLSA records against the chain
   -- TLS posture: after the main dialog, one short dialog per TLS version;
   -- and the reverse DNS of each target address
   "mxprobe.gather.tls_versions", -- target: TLS 1.0 ... 1.3 accepted, one dialog each

@@ -31,7 +31,7 @@ local T = require "mxprobe.facttypes"
 
 local M = {
   id = "smtp", title = "SMTP dialog, STARTTLS, TLS and the relay test",
-  scope = "target", key = "smtp", needs = { "addresses" },
+  scope = "target", key = "smtp", needs = { "addresses", "tlsa" },  -- tlsa: DANE's SNI
   intrusive = "relay test: MAIL FROM and RCPT TO an outside address (never DATA); relay_test = false skips it",
 }
 
@@ -334,7 +334,8 @@ end
 function Session:tls_phase()
   local s = self.s
   local start = core.now()
-  local servername = sni_of(self.mx)
+  -- DANE (RFC 7672 §3.1.1): when it applies, SNI is the TLSA base domain
+  local servername = sni_of(self.dane_servername or self.mx)
   local info, err, code = self.c:starttls(servername, self:deadline())
   local tls = { handshake_ms = core.now() - start, servername = servername }
   s.tls = tls
@@ -562,6 +563,7 @@ function M.run(t, ctx, env)
   slot:acquire()
   local domain = env.facts.kind ~= "address" and env.facts.domain or nil
   local session = new_session(t, ctx, domain)
+  session.dane_servername = env.mx and type(env.mx.tlsa) == "table" and env.mx.tlsa.servername or nil -- DANE
   -- the CNAME-expanded name of the MX host, when its name is an alias
   local cname = env.mx and type(env.mx.dns) == "table" and env.mx.dns.cname
   if type(cname) == "table" and #cname > 0 then session.canonical = sni_of(cname[#cname]) end

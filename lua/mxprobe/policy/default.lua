@@ -11,7 +11,28 @@
 --     state "fail" costs points: pass, n/a and untested never do.
 -- A policy file (see docs/codes.md, examples/) overrides any of these.
 
+-- The certificate rule (docs/codes.md, "The certificate rule"): the PKIX
+-- failures of tls.cert are judged by what the senders of each MX host's
+-- regime (mxprobe.regime) enforce. A policy file may change this table per
+-- regime and code; a code that the file names in `severities` keeps that
+-- severity in every regime.
+local PKIX = { "tls.cert.expired", "tls.cert.not-yet-valid", "tls.cert.self-signed", "tls.cert.untrusted",
+  "tls.cert.incomplete-chain", "tls.cert.name-mismatch" }
+local function pkix(severity)
+  local t = {}
+  for _, code in ipairs(PKIX) do t[code] = severity end
+  return t
+end
+
 return {
+  -- severity of a code per regime; "info" also makes the code cost nothing
+  regime_severities = {
+    dane = pkix("info"),                  -- the TLSA match decides (RFC 7672 §3.1)
+    ["mta-sts-enforce"] = pkix("critical"), -- senders refuse the MX (RFC 8461 §4.2)
+    ["mta-sts-testing"] = pkix("warning"),  -- senders deliver, and report
+    opportunistic = pkix("warning"),        -- senders deliver anyway
+  },
+
   thresholds = {
     expiry_days = 14,          -- tls.cert.expiring: days before notAfter
     connect_slow_ms = 2000,    -- tcp.slow

@@ -5,7 +5,7 @@
 --
 -- Schema "mxprobe.report/1", documented in docs/report.md:
 --   { schema, tool, verdict, exit_status, results = [ { query, domain,
---     verdict, summary, scores, findings, facts } ] }
+--     verdict, summary, scores, findings, regimes, facts } ] }
 -- opts: facts = false leaves the facts out; now = epoch seconds adds
 -- "generated".
 --
@@ -27,7 +27,8 @@ M.SCHEMA = "mxprobe.report/1"
 -- the report's own list fields (docs/report.md); the facts' lists come from
 -- mxprobe.facts (its schema and the gatherers'), so an empty list anywhere
 -- in the document is written []
-local REPORT_LIST_KEYS = { "results", "findings", "deductions", "untested", "hosts", "targets" }
+local REPORT_LIST_KEYS = { "results", "findings", "deductions", "untested", "hosts", "targets",
+  "regimes" }   -- DANE/MTA-STS: the regime per MX
 
 local list_keys
 local function report_list_keys()
@@ -60,6 +61,7 @@ function M.document(facts_list, judgement_list, opts)
       verdict = j.verdict, summary = j.summary, judged_at = j.now,
       exit_status = judge.exit_status(j),
       scores = j.scores, findings = j.findings or {},
+      regimes = j.regimes,   -- the sending regime per MX (mxprobe.regime)
       facts = opts.facts ~= false and f or nil,
     }
   end

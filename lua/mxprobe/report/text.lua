@@ -243,6 +243,11 @@ local function render_one(out, facts, j, opts, paint)
     block_lines(out, domain_f, opts, paint, codew, "    ")
   end
 
+  -- the sending regime of each MX (judge.run's regimes), named on its lines
+  local regime_of = {}
+  for _, r in ipairs(type(j.regimes) == "table" and j.regimes or {}) do
+    if type(r) == "table" and type(r.mx) == "string" then regime_of[r.mx] = r.regime end
+  end
   local score_by = {}
   for _, s in ipairs(type(scores.targets) == "table" and scores.targets or {}) do
     score_by[tkey(s.mx, s.address)] = s
@@ -275,6 +280,7 @@ local function render_one(out, facts, j, opts, paint)
     local head = t.mx and string.format("%s [%s]", field(t.mx, 120), field(t.address, 60))
       or string.format("[%s]", field(t.address, 60))
     if type(t.preference) == "number" then head = head .. "  pref " .. num(t.preference) end
+    if t.mx and regime_of[t.mx] then head = head .. "  " .. field(regime_of[t.mx], 40) end
     local s = b.score
     local sc
     if s and s.score then

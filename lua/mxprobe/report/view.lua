@@ -98,51 +98,33 @@ local function tab(v) return type(v) == "table" and v or nil end
 local function str(v) return type(v) == "string" and v or nil end
 local function number(v) return type(v) == "number" and v == v and v or nil end
 
--- accepted TLS versions from a tls_versions fact whose exact shape is the
--- TLS-posture gatherer's: a list of version names, { accepted = {...} },
--- or a map version -> true | { accepted = bool } | { status = "ok" }
+-- the versions the version dialogs saw accepted (targets[i].tls_versions,
+-- docs/facts.md), in the order tried; nil when they did not run
 local function accepted_versions(tv)
   tv = tab(tv)
-  if not tv then return nil end
-  if tab(tv.accepted) then tv = tv.accepted end
+  if not tv or tv.status ~= "tested" or not tab(tv.versions) then return nil end
   local out = {}
-  if #tv > 0 then
-    for _, v in ipairs(tv) do
-      if type(v) == "string" then out[#out + 1] = v
-      elseif tab(v) and str(v.version) and (v.accepted == true or v.status == "ok") then
-        out[#out + 1] = v.version
-      end
-    end
-  else
-    for k, v in pairs(tv) do
-      if type(k) == "string" and k:match("^TLS") and (v == true or (tab(v) and (v.accepted == true
-        or (v.accepted == nil and v.status == "ok")))) then
-        out[#out + 1] = k
-      end
-    end
+  for _, v in ipairs(tv.versions) do
+    if tab(v) and v.status == "accepted" and str(v.version) then out[#out + 1] = v.version end
   end
-  table.sort(out)
   return out
 end
 M.accepted_versions = accepted_versions
 
--- reverse DNS names from an rdns fact (the TLS-posture gatherer's): a
--- string, a list of names, or a table with names / ptr / name
+-- the PTR names of the target's address (targets[i].rdns), "a, b", with
+-- "(not forward-confirmed)" when none resolves back; "none" when the
+-- address has no PTR; nil when the gatherer did not run
 local function rdns_names(r)
-  if str(r) then return r end
   r = tab(r)
-  if not r then return nil end
-  local list = tab(r.names) or tab(r.ptr) or (#r > 0 and r) or nil
-  if not list and str(r.name) then return r.name end
-  if not list then
-    if tab(r.query) and tab(r.query.records) then list = r.query.records else return nil end
-  end
+  if not r or not tab(r.names) then return nil end
   local out = {}
-  for _, n in ipairs(list) do
-    if str(n) then out[#out + 1] = n
-    elseif tab(n) and (str(n.target) or str(n.name)) then out[#out + 1] = n.target or n.name end
+  for _, n in ipairs(r.names) do
+    if str(n) then out[#out + 1] = n end
   end
-  return #out > 0 and table.concat(out, ", ") or nil
+  if #out == 0 then return "none" end
+  local names = table.concat(out, ", ")
+  if r.confirmed ~= true then names = names .. " (not forward-confirmed)" end
+  return names
 end
 
 -- what the relay test concluded, in one word: the relay check's code
