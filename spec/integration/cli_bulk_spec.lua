@@ -71,17 +71,17 @@ end
 describe("mxprobe -f on the lab #integration", function()
   it("reads a list file: trims, skips blanks and comments, reports bad lines by number and goes on", function()
     local list = list_file { "# my domains", "", "  good.example.test  ", "exa mple..test",
-      "expired.example.test # expires", "bad_@.example.test", "notls.example.test" }
+      "openrelay.example.test # relays", "bad_@.example.test", "notls.example.test" }
     local out, err, st = lab.cli(lab.lab_args() .. " -f " .. list .. " --format jsonl")
     local results = json_lines(out)
-    assert.same(set_of { "good", "expired", "notls" }, (queries_of(results)))
+    assert.same(set_of { "good", "openrelay", "notls" }, (queries_of(results)))
     for _, r in ipairs(results) do
       assert.equal("mxprobe.result/1", r.schema)
       assert.equal("mxprobe.facts/2", r.facts.schema)
       assert.is_string(r.verdict)
       assert.is_table(r.findings)
     end
-    assert.equal(2, st)   -- expired is critical: the worst verdict
+    assert.equal(2, st)   -- an open relay is critical: the worst verdict
     assert.matches("mxprobe: " .. list .. ":4: \"exa mple..test\" contains characters not allowed", err, 1, true)
     assert.matches("mxprobe: " .. list .. ":6: ", err, 1, true)
     assert.matches("mxprobe: 3 done: 1 ok, 1 warning, 1 critical in %d+s\n", err)
@@ -144,7 +144,7 @@ end)
 
 describe("mxprobe interrupted and resumed on the lab #integration", function()
   -- one query at a time; slowbanner (3 s) is in flight when SIGINT comes
-  local names = { "good", "expired", "slowbanner", "notls", "selfsigned", "wrongname", "incomplete", "mixed",
+  local names = { "good", "openrelay", "slowbanner", "notls", "selfsigned", "wrongname", "incomplete", "mixed",
     "implicit", "nullmx", "single", "tls12" }
   local domains = {}
   for i, d in ipairs(names) do domains[i] = fqdn(d) end
@@ -176,7 +176,7 @@ describe("mxprobe interrupted and resumed on the lab #integration", function()
     assert.equal(130, st)
     local saved = read_file(out)
     local first = json_lines(saved)
-    -- stopped early: good and expired, and slowbanner that was in flight
+    -- stopped early: good and openrelay, and slowbanner that was in flight
     -- and had its grace period to end
     assert.same({ [domains[1]] = true, [domains[2]] = true, [domains[3]] = true }, (queries_of(first)))
     assert.matches("mxprobe: interrupted: 3 of 12 done\n$", err)
@@ -185,7 +185,7 @@ describe("mxprobe interrupted and resumed on the lab #integration", function()
     -- a line torn by a kill -9 at the worst moment: resume drops it
     write_file(out, saved .. '{"schema":"mxprobe.result/1","query":"notls.exa')
     local _, err2, st2 = lab.cli(lab.lab_args() .. " -f " .. list .. " --format jsonl --resume -o " .. out)
-    -- the status is the worst of the whole file: expired, saved before
+    -- the status is the worst of the whole file: openrelay, saved before
     assert.equal(2, st2)
     assert.matches("mxprobe: 9 done: ", err2, 1, true)
     assert.matches("dropped a torn last line (47 bytes)", err2, 1, true)
@@ -303,7 +303,7 @@ end)
 
 describe("mxprobe progress #integration", function()
   local list
-  setup(function() list = list_file { "good.example.test", "notls.example.test", "expired.example.test" } end)
+  setup(function() list = list_file { "good.example.test", "notls.example.test", "openrelay.example.test" } end)
   teardown(function() os.remove(list) end)
 
   it("draws a progress line on a terminal", function()

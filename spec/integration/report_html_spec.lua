@@ -78,7 +78,9 @@ describe("the HTML report in chromium #integration #report", function()
     end
     local rows = select(2, dom:gsub('<tr class="row%-%a+"><td><a href="#q', ""))
     assert.equal(#names, rows)
-    assert.matches('#q2">expired.example.test</a></td><td><span class="badge critical">CRITICAL</span>', dom, 1, true)
+    -- an expired certificate under opportunistic delivery is a warning (the certificate rule)
+    assert.matches('#q2">expired.example.test</a></td><td><span class="badge warning">WARNING</span>', dom, 1, true)
+    assert.matches('#q5">openrelay.example.test</a></td><td><span class="badge critical">CRITICAL</span>', dom, 1, true)
     assert.matches('#q1">good.example.test</a></td><td><span class="badge ok">OK</span>', dom, 1, true)
     assert.matches('#q12">blackhole.example.test</a></td><td><span class="badge unknown">COULD NOT TEST</span>',
       dom, 1, true)
@@ -171,7 +173,8 @@ describe("the CSV and monitoring-plugin reports of the lab #integration #report"
       assert.is_true(n > 0)
     end
     assert.matches("^MXPROBE OK ", mxprobe.report({ fl[1] }, { jl[1] }, { format = "nagios" }))
-    assert.matches("^MXPROBE CRITICAL ", mxprobe.report({ fl[2] }, { jl[2] }, { format = "nagios" }))
+    assert.matches("^MXPROBE WARNING ", mxprobe.report({ fl[2] }, { jl[2] }, { format = "nagios" }))  -- expired
+    assert.matches("^MXPROBE CRITICAL ", mxprobe.report({ fl[5] }, { jl[5] }, { format = "nagios" }))  -- openrelay
     assert.matches("^MXPROBE WARNING ", mxprobe.report({ fl[3] }, { jl[3] }, { format = "nagios" }))
     assert.matches("^MXPROBE UNKNOWN ", mxprobe.report({ fl[12] }, { jl[12] }, { format = "nagios" }))
   end)

@@ -265,7 +265,15 @@ describe("names: a certificate for the CNAME-expanded name only #integration", f
     assert.is_nil(finding(j, "tls.cert.name-mismatch"))
     local c = finding(j, "tls.cert.cname-only")
     assert.equal("fail", c.state)
-    assert.equal("warning", c.severity)
+    -- the alias leads to mx1.good, whose TLSA records are secure: under
+    -- DANE, which may use the CNAME-expanded name, that is information
+    -- (the certificate rule); judged without the TLSA facts, the MX is
+    -- opportunistic and it is a warning
+    assert.same({ mx = "alias.mxcname.example.test", regime = "dane" },
+      { mx = j.regimes[1].mx, regime = j.regimes[1].regime })
+    assert.equal("info", c.severity)
+    f.mx[1].tlsa = nil
+    assert.equal("warning", finding(mxprobe.judge(f), "tls.cert.cname-only").severity)
     assert.equal("the certificate covers mx1.good.example.test, the name the MX alias.mxcname.example.test is an "
       .. "alias of, but not the MX name as published: senders that verify check that (DANE may use both, "
       .. "RFC 7672 §2.2.3)", c.message)

@@ -16,8 +16,11 @@
 -- regime (mxprobe.regime) enforce. A policy file may change this table per
 -- regime and code; a code that the file names in `severities` keeps that
 -- severity in every regime.
+-- tls.cert.cname-only is a name failure for senders that check the MX
+-- name as published (MTA-STS); DANE may use the CNAME-expanded name
+-- (RFC 7672 §2.2.3).
 local PKIX = { "tls.cert.expired", "tls.cert.not-yet-valid", "tls.cert.self-signed", "tls.cert.untrusted",
-  "tls.cert.incomplete-chain", "tls.cert.name-mismatch" }
+  "tls.cert.incomplete-chain", "tls.cert.name-mismatch", "tls.cert.cname-only" }
 local function pkix(severity)
   local t = {}
   for _, code in ipairs(PKIX) do t[code] = severity end
