@@ -25,7 +25,8 @@ LIBS     ?= -ltls -lldns -lcrypto -lssl
 LIBFLAG  ?= -shared
 
 SRCS  = csrc/core.c csrc/err.c csrc/net.c csrc/smtp.c csrc/dns.c csrc/tls.c \
-        csrc/x509.c csrc/poller.c csrc/random.c csrc/http.c
+        csrc/x509.c csrc/poller.c csrc/random.c csrc/http.c \
+        csrc/sys.c
 BUILD ?= build
 SO    = $(BUILD)/mxprobe/core.so
 

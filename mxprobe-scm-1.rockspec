@@ -34,6 +34,7 @@ build = {
       sources = {
         "csrc/core.c", "csrc/err.c", "csrc/net.c", "csrc/smtp.c", "csrc/dns.c", "csrc/tls.c", "csrc/x509.c",
         "csrc/poller.c", "csrc/random.c", "csrc/http.c",
+        "csrc/sys.c", -- robustness (issue 12)
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       incdirs = { "csrc", "$(LIBTLS_INCDIR)", "$(LDNS_INCDIR)", "$(OPENSSL_INCDIR)" },

@@ -64,6 +64,7 @@ int luaopen_mxprobe_core(lua_State *L)
 	mxp_poller_open(L);
 	mxp_random_open(L);
 	mxp_http_open(L);
+	mxp_sys_open(L);       /* robustness (issue 12) */
 	push_limits(L);
 	lua_setfield(L, -2, "limits");
 	push_library_versions(L);

@@ -111,6 +111,8 @@ void mxp_x509_open(lua_State *L);  /* x509.c: chain parsing, verification */
 void mxp_poller_open(lua_State *L); /* poller.c: epoll, one-shot arming   */
 void mxp_random_open(lua_State *L); /* random.c: getrandom(2)             */
 void mxp_http_open(lua_State *L);   /* http.c: HTTP response framing (pure) */
+/* robustness (issue 12) */
+void mxp_sys_open(lua_State *L);    /* sys.c: stat, fd limit, memory-limited resume */
 
 /* net.c: the descriptor of a "mxprobe.sock" at stack index idx (raises on
  * anything else, or on a closed socket) */

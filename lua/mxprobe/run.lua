@@ -33,7 +33,14 @@ M.defaults = {
   resolver = nil,            -- "ADDR[:PORT]"; default /etc/resolv.conf
   ca_file = nil,             -- default: the system CA store
   chain_cache = true,        -- reuse a chain's decoded result within a run
+  public_only = false,       -- probe only global addresses from DNS (issue 12)
 }
+
+-- robustness (issue 12): every number an option gives is range-checked
+-- where it enters: seconds finite, positive and at most this; counts from
+-- 1 to this
+M.MAX_SECONDS = { timeout = 3600, probe_timeout = 86400, dns_timeout = 600 }
+M.MAX_COUNT = { per_address = 64, concurrency = 100000, max_mx = 64, max_addresses = 256 }
 
 local function local_hostname()
   local f = io.open("/etc/hostname", "r")
@@ -50,15 +57,19 @@ function M.options(opts)
   for k, v in pairs(opts or {}) do o[k] = v end
   o.ehlo_name = o.ehlo_name or local_hostname()
   for _, k in ipairs { "timeout", "probe_timeout", "dns_timeout" } do
-    if type(o[k]) ~= "number" or o[k] <= 0 then
-      return nil, ("%s must be a positive number of seconds"):format(k)
+    local v, max = o[k], M.MAX_SECONDS[k]
+    -- NaN fails every comparison: v ~= v catches it
+    if type(v) ~= "number" or v ~= v or v <= 0 or v > max then
+      return nil, ("%s must be a number of seconds above 0 and at most %d"):format(k, max)
     end
   end
   if math.type(o.port) ~= "integer" or o.port < 1 or o.port > 65535 then
     return nil, "port must be an integer from 1 to 65535"
   end
   for _, k in ipairs { "per_address", "concurrency", "max_mx", "max_addresses" } do
-    if math.type(o[k]) ~= "integer" or o[k] < 1 then return nil, k .. " must be a positive integer" end
+    if math.type(o[k]) ~= "integer" or o[k] < 1 or o[k] > M.MAX_COUNT[k] then
+      return nil, ("%s must be an integer from 1 to %d"):format(k, M.MAX_COUNT[k])
+    end
   end
   if not o.ehlo_name:match("^[%w%-%.%[%]:]+$") then return nil, "invalid EHLO name: " .. o.ehlo_name end
   for _, k in ipairs { "mail_from", "relay_rcpt" } do
