@@ -424,11 +424,11 @@ local function run_limited(g, budget, what, fn, ...)
   local res = table.pack(pcall(core.resume_limited, co, M.MEMORY_MAX, ...))
   string_mt.__index = saved
   if not res[1] then error(res[2], 0) end          -- misuse: not the policy's fault
+  if not res[2] and res[4] == "memory" then
+    return false, sformat("%s ran past its memory limit (%d MiB)", what, M.MEMORY_MAX >> 20)
+  end
   if g.spent then return false, g.message end
   if not res[2] then
-    if res[4] == "memory" then
-      return false, sformat("%s ran past its memory limit (%d MiB)", what, M.MEMORY_MAX >> 20)
-    end
     local e = res[3]
     if type(e) ~= "string" then return false, "raised a " .. type(e) .. " value" end
     return false, e
@@ -552,7 +552,7 @@ function M.load(path, base)
   if not chunk then return nil, text.visible(lerr) end
   local ok, res = run_limited(g, LOAD_INSTRUCTIONS, "policy file", chunk)
   if not ok then
-    if g.spent then res = "policy file runs too long (endless loop?)" end
+    if res == g.message then res = "policy file runs too long (endless loop?)" end
     res = text.visible(res)
     if res:sub(1, #name) ~= name then res = name .. ": " .. res end
     return nil, res

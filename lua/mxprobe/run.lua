@@ -12,6 +12,7 @@
 local core = require "mxprobe.core"
 local loop = require "mxprobe.loop"
 local dns = require "mxprobe.dns"
+local text = require "mxprobe.text"
 
 local M = {}
 
@@ -41,6 +42,11 @@ M.defaults = {
 -- 1 to this
 M.MAX_SECONDS = { timeout = 3600, probe_timeout = 86400, dns_timeout = 600 }
 M.MAX_COUNT = { per_address = 64, concurrency = 100000, max_mx = 64, max_addresses = 256 }
+-- the open-file limit: descriptors kept for the process itself, and those
+-- one query in flight is counted to need (DNS sockets, SMTP connections)
+M.FD_RESERVE = 16
+M.FDS_PER_QUERY = 8
+M.CA_FILE_MAX = 16 * 1024 * 1024
 
 local function local_hostname()
   local f = io.open("/etc/hostname", "r")
@@ -80,11 +86,45 @@ function M.options(opts)
   if not res then return nil, err end
   o.resolver_addr = res
   if o.ca_file then
-    local f = io.open(o.ca_file, "r")
-    if not f then return nil, "cannot read CA file " .. o.ca_file end
-    f:close()
+    local ok, cerr = M.check_ca_file(o.ca_file)
+    if not ok then return nil, cerr end
+  end
+  -- issue 12: as many descriptors as the hard limit allows, and no more
+  -- queries at once than they can serve (one line says so)
+  local soft = core.raise_fd_limit()
+  if soft then
+    local fit = math.max(1, (soft - M.FD_RESERVE) // M.FDS_PER_QUERY)
+    if o.concurrency > fit then
+      if type(o.on_notice) == "function" then
+        o.on_notice(("open-file limit %d: concurrency lowered from %d to %d"):format(soft, o.concurrency, fit))
+      end
+      o.concurrency = fit
+    end
   end
   return o
+end
+
+--- A CA file that holds at least one certificate the core can parse:
+-- true, or nil, message naming the file (issue 12: a CA file with none
+-- is the user's mistake, not every server's untrusted certificate).
+function M.check_ca_file(path)
+  local shown = text.visible(path)
+  local kind = core.file_kind(path)
+  if kind ~= "file" then
+    return nil, ("cannot read CA file %s%s"):format(shown, kind and (": is a " .. kind:gsub("%-", " ")) or "")
+  end
+  local f = io.open(path, "rb")
+  if not f then return nil, "cannot read CA file " .. shown end
+  local data = f:read(M.CA_FILE_MAX) or ""
+  f:close()
+  -- the first PEM certificate in it must parse
+  local pem = data:match("%-%-%-%-%-BEGIN CERTIFICATE%-%-%-%-%-.-%-%-%-%-%-END CERTIFICATE%-%-%-%-%-")
+  local ok, certs = false, nil
+  if pem then ok, certs = pcall(core.x509_parse, pem) end
+  if not (ok and type(certs) == "table" and #certs > 0) then
+    return nil, ("CA file %s holds no usable certificate (PEM, -----BEGIN CERTIFICATE-----)"):format(shown)
+  end
+  return true
 end
 
 -- the versions of everything that shapes what a probe sees

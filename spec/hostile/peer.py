@@ -96,6 +96,12 @@ every question):
                     NUL, BEL, invalid UTF-8 and dots; A answered normally
   servfail          RCODE SERVFAIL
   no-answer         silence (UDP and TCP)
+  odd-addresses     (robustness, issue 12) A of any name: 0.0.0.0,
+                    224.0.0.1, 255.255.255.255 and --a; AAAA: ::, ff02::1
+                    and ::ffff:<--a> (only addresses that cannot leave
+                    the machine)
+  address-exchange  (robustness, issue 12) MX answered with the exchange
+                    written as the address --a (labels 127.0.66.3.)
 """
 import argparse
 import ipaddress
@@ -125,7 +131,8 @@ SMTP_FAULTS = ("normal", "no-banner", "drip-banner", "endless-continuation", "hu
                "all-hostile-banner", "untrusted-root") + CERT_FAULTS
 DNS_FAULTS = ("normal", "wrong-id", "wrong-question", "truncated-no-tcp", "compression-loop",
               "many-mx", "many-mx-udp", "mx-cname-self", "cname-loop", "hostile-names",
-              "many-targets", "servfail", "no-answer")
+              "many-targets", "servfail", "no-answer",
+              "odd-addresses", "address-exchange")  # robustness (issue 12)
 
 
 def die(msg):
@@ -628,6 +635,18 @@ class Dns:
                 rr(QNAME_PTR, T_CNAME, alias),
                 rr(alias, T_CNAME, QNAME_PTR),
             ])
+        # robustness (issue 12): addresses that must never be connected to
+        if f == "odd-addresses" and qtype == T_A:
+            return self.message(qid, qflags, question, [
+                rr(QNAME_PTR, T_A, socket.inet_aton(a))
+                for a in ("0.0.0.0", "224.0.0.1", "255.255.255.255")] + [rr(QNAME_PTR, T_A, self.a)])
+        if f == "odd-addresses" and qtype == T_AAAA:
+            mapped = "::ffff:" + socket.inet_ntoa(self.a)
+            return self.message(qid, qflags, question, [
+                rr(QNAME_PTR, T_AAAA, socket.inet_pton(socket.AF_INET6, a)) for a in ("::", "ff02::1", mapped)])
+        if f == "address-exchange" and qtype == T_MX:
+            return self.message(qid, qflags, question, [
+                rr(QNAME_PTR, T_MX, struct.pack("!H", 10) + encode_name(socket.inet_ntoa(self.a)))])
         return self.message(qid, qflags, question, self.normal_answers(qname, qtype))
 
     def serve_udp(self, sock):
