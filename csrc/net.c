@@ -407,11 +407,17 @@ static int all_zero(const unsigned char *a, int n)
  * canonical "a.b.c.d". Pure. */
 static int l_address_class(lua_State *L)
 {
-	const char *text = luaL_checkstring(L, 1);
+	size_t len;
+	const char *text = luaL_checklstring(L, 1, &len);
 	unsigned char a[sizeof(struct in6_addr)];
 	char out[INET6_ADDRSTRLEN];
 	const char *cls;
 
+	/* "1.2.3.4\0junk" is not 1.2.3.4: inet_pton would stop at the NUL */
+	if (strlen(text) != len) {
+		lua_pushnil(L);
+		return 1;
+	}
 	if (inet_pton(AF_INET, text, a) == 1) {
 		inet_ntop(AF_INET, a, out, sizeof out);
 		lua_pushstring(L, class_v4(a));

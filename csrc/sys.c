@@ -116,7 +116,8 @@ static int l_resume_limited(lua_State *L)
 
 	luaL_argexpected(L, co != NULL, 1, "coroutine");
 	luaL_argcheck(L, max > 0 && max <= (lua_Integer)(PTRDIFF_MAX / 2), 2, "out of range");
-	if (co == L || lua_status(co) != LUA_OK || lua_gettop(co) == 0) {
+	if (co == L || (lua_status(co) != LUA_OK && lua_status(co) != LUA_YIELD) ||
+	    (lua_status(co) == LUA_OK && lua_gettop(co) == 0)) {
 		lua_pushboolean(L, 0);
 		lua_pushliteral(L, "cannot resume this coroutine");
 		return 2;
