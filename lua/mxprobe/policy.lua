@@ -348,7 +348,14 @@ end
 local function checked_pattern(fname, s, p, plain)
   if type(s) == "number" then s = tostring(s) end
   if type(p) == "number" then p = tostring(p) end
-  if type(s) ~= "string" or type(p) ~= "string" or plain then return end
+  if type(s) ~= "string" or type(p) ~= "string" then return end
+  if plain then
+    -- a plain find compares up to #p bytes at each of #s places
+    if (#s + 1) * (#p + 1) > M.PATTERN_COST_MAX then
+      error(sformat("%s: plain search too costly for a subject of %d bytes (policy sandbox)", fname, #s), 3)
+    end
+    return
+  end
   if #p > M.PATTERN_MAX then
     error(sformat("%s: pattern longer than %d bytes (policy sandbox)", fname, M.PATTERN_MAX), 3)
   end

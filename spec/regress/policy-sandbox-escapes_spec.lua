@@ -82,6 +82,10 @@ describe("regress: escapes from the policy sandbox #unit", function()
       assert.is_nil(p, src)
       assert.matches("pattern too costly for a subject of %d+ bytes %(policy sandbox%)", err)
     end
+    local p0, err0 = timed(function() return load_src(
+      [[return { thresholds = { probe = (("a"):rep(1 << 24)):find(("a"):rep(1 << 22) .. "b", 1, true) } }]]) end)
+    assert.is_nil(p0)
+    assert.matches("plain search too costly for a subject of 16777216 bytes (policy sandbox)", err0, 1, true)
     -- ordinary patterns on ordinary subjects still work
     local p = assert(load_src(
       [[return { thresholds = { probe = ("Postfix 3.7.11 ESMTP"):match("%f[%w]%d+%.%d+[%.%d]*") } }]]))
