@@ -38,7 +38,8 @@ function M.parse(q, as_host)
     if not class then return nil, ("%q is not an IPv4 or IPv6 address literal"):format(text.utf8(q)) end
     -- issue 12: only unicast addresses are ever probed; ports range-checked here
     if class == "unspecified" or class == "multicast" or class == "broadcast" or class == "reserved" then
-      return nil, ("%s is a %s address: mxprobe connects only to unicast addresses"):format(canonical, class)
+      local article = class:match("^[aeiou]") and "an" or "a"
+      return nil, ("%s is %s %s address: mxprobe connects only to unicast addresses"):format(canonical, article, class)
     end
     if port and not (#port <= 5 and tonumber(port) >= 1 and tonumber(port) <= 65535) then
       return nil, ("port %s out of range (1-65535)"):format(port)

@@ -22,8 +22,27 @@ describe("regress: address literals with a port out of range or a non-unicast ad
                             ["[240.0.0.1]"] = "reserved" } do
       local parsed, err = probe.parse_query(q)
       assert.is_nil(parsed, q)
-      assert.matches("is a " .. class .. " address: mxprobe connects only to unicast addresses", err, 1, true)
+      local article = class == "unspecified" and "an " or "a "
+      assert.matches("is " .. article .. class .. " address: mxprobe connects only to unicast addresses", err, 1, true)
     end
+  end)
+
+  it("tells both through the CLI as one line and exit status 3, before any probe", function()
+    for q, msg in pairs { ["[127.0.0.1]:99999"] = "port 99999 out of range (1-65535)",
+                          ["[::]:25"] = ":: is an unspecified address: mxprobe connects only to unicast addresses" } do
+      local p = io.popen(('LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="%s;;" lua5.4 bin/mxprobe "%s" 2>&1')
+        :format(os.getenv("MXPROBE_CPATH") or "build/?.so", q))
+      local out = p:read("a")
+      local _, _, status = p:close()
+      assert.equal(3, status)
+      assert.equal("mxprobe: " .. msg .. "\n", out)
+    end
+  end)
+
+  it("with public_only, probes no loopback literal: a query error, nothing connected", function()
+    local facts = assert(probe.probe("[127.0.0.1]:9", { resolver = "127.0.0.1:9", public_only = true }))
+    assert.equal("127.0.0.1 is a loopback address: not probed (--public-only)", facts.error)
+    assert.equal(0, #facts.targets)
   end)
 
   it("normalises an IPv4-mapped literal to its IPv4 address", function()

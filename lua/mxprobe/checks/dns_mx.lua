@@ -77,6 +77,12 @@ local function address_shaped(name)
     or (name:find(":", 1, true) ~= nil and name:match("^[%x:.]+$") ~= nil)
 end
 
+-- "a loopback", "an unspecified"
+local function a_class(class)
+  class = tostring(class)
+  return (class:match("^[aeiou]") and "an " or "a ") .. class
+end
+
 -- robustness (issue 12): what the addresses gatherer classified or skipped
 local function address_findings(mx, out)
   local name = U.str(mx.name) or "?"
@@ -87,15 +93,15 @@ local function address_findings(mx, out)
       if s.reason == "not-public" then
         out[#out + 1] = {
           code = "dns.mx.address-refused", state = "untested", target = refa,
-          message = string.format("MX host %s resolves to %s, a %s address: not probed (--public-only)",
-            name, s.address, tostring(s.class)),
+          message = string.format("MX host %s resolves to %s, %s address: not probed (--public-only)",
+            name, s.address, a_class(s.class)),
           evidence = name .. " -> " .. s.address .. " (" .. tostring(s.class) .. ")",
         }
       else
         out[#out + 1] = {
           code = "dns.mx.address-unusable", state = "fail", target = refa,
-          message = string.format("MX host %s resolves to %s, a %s address: not a mail server's, not probed",
-            name, s.address, tostring(s.class)),
+          message = string.format("MX host %s resolves to %s, %s address: not a mail server's, not probed",
+            name, s.address, a_class(s.class)),
           evidence = name .. " -> " .. s.address .. " (" .. tostring(s.class) .. ")",
         }
       end
@@ -105,8 +111,8 @@ local function address_findings(mx, out)
     if type(a) == "table" and U.str(a.address) and U.str(a.class) and a.class ~= "global" then
       out[#out + 1] = {
         code = "dns.mx.address-internal", state = "na", target = { mx = name, address = a.address },
-        message = string.format("MX host %s resolves to %s, a %s address (not reachable from the Internet)",
-          name, a.address, a.class),
+        message = string.format("MX host %s resolves to %s, %s address (not reachable from the Internet)",
+          name, a.address, a_class(a.class)),
         evidence = name .. " -> " .. a.address .. " (" .. a.class .. ")",
       }
     end
