@@ -32,7 +32,11 @@ describe("the open-file limit #hostile #integration", function()
     local one_out, _, one_status = run_cli("", "--per-address 64 --timeout 5 [127.0.66.57]:2530")
     local queries = ("[127.0.66.57]:2530 "):rep(300)
     local out, stderr, status = run_cli("ulimit -n 64;", "--per-address 64 --timeout 5 " .. queries)
-    assert.equal("mxprobe: open-file limit 64: concurrency lowered from 64 to 6\n", stderr)
+    -- one line says so (a bulk run may add its own summary line after it)
+    assert.equal("mxprobe: open-file limit 64: concurrency lowered from 64 to 6", stderr:match("^[^\n]*"))
+    local _, notices = stderr:gsub("open%-file limit", "")
+    assert.equal(1, notices)
+    assert.is_nil(stderr:find("Too many open files", 1, true))
     assert.is_nil(out:find("Too many open files", 1, true))
     local ok = 0
     for _ in out:gmatch("tcp%.ok") do ok = ok + 1 end
@@ -46,7 +50,8 @@ describe("the open-file limit #hostile #integration", function()
     H.start("smtp", ADDR, "normal")
     local queries = ("[127.0.66.57]:2530 "):rep(300)
     local out, stderr = run_cli("ulimit -S -n 64;", "--per-address 64 --timeout 5 " .. queries)
-    assert.equal("", stderr)
+    assert.is_nil(stderr:find("open-file limit", 1, true))
+    assert.is_nil(stderr:find("Too many open files", 1, true))
     assert.is_nil(out:find("Too many open files", 1, true))
     local ok = 0
     for _ in out:gmatch("tcp%.ok") do ok = ok + 1 end
