@@ -35,6 +35,7 @@ build = {
         "csrc/core.c", "csrc/err.c", "csrc/net.c", "csrc/smtp.c", "csrc/dns.c", "csrc/tls.c", "csrc/x509.c",
         "csrc/poller.c", "csrc/random.c", "csrc/http.c",
         "csrc/proc.c", "csrc/lines.c", -- bulk CLI
+        "csrc/sys.c", -- robustness (issue 12)
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       incdirs = { "csrc", "$(LIBTLS_INCDIR)", "$(LDNS_INCDIR)", "$(OPENSSL_INCDIR)" },

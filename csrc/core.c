@@ -68,6 +68,7 @@ int luaopen_mxprobe_core(lua_State *L)
 	mxp_http_open(L);
 	mxp_proc_open(L);   /* bulk CLI: tty, signals, truncate */
 	mxp_lines_open(L);  /* bulk CLI: query lists */
+	mxp_sys_open(L);       /* robustness (issue 12) */
 	push_limits(L);
 	lua_setfield(L, -2, "limits");
 	push_library_versions(L);

@@ -124,6 +124,8 @@ void mxp_random_open(lua_State *L); /* random.c: getrandom(2)             */
 void mxp_http_open(lua_State *L);   /* http.c: HTTP response framing (pure) */
 void mxp_proc_open(lua_State *L);   /* proc.c: isatty, SIGINT/SIGTERM, truncate */
 void mxp_lines_open(lua_State *L);  /* lines.c: query lists, a line at a time */
+/* robustness (issue 12) */
+void mxp_sys_open(lua_State *L);    /* sys.c: stat, fd limit, memory-limited resume */
 
 /* net.c: the descriptor of a "mxprobe.sock" at stack index idx (raises on
  * anything else, or on a closed socket) */

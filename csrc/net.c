@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -353,6 +354,115 @@ static int l_parse_address(lua_State *L)
 	return 2;
 }
 
+
+/* ---- address classes (issue 12: which addresses from DNS may be probed) */
+
+/* the class of an IPv4 address in network byte order */
+static const char *class_v4(const unsigned char *a)
+{
+	uint32_t x = (uint32_t)a[0] << 24 | (uint32_t)a[1] << 16 |
+	    (uint32_t)a[2] << 8 | (uint32_t)a[3];
+
+	if (x == 0)
+		return "unspecified";
+	if (x == 0xFFFFFFFFu)
+		return "broadcast";
+	if (a[0] == 0)                                   /* 0/8 "this network" */
+		return "reserved";
+	if (a[0] == 127)
+		return "loopback";
+	if (a[0] == 10 || (x & 0xFFF00000u) == 0xAC100000u ||   /* 172.16/12 */
+	    (x & 0xFFFF0000u) == 0xC0A80000u ||                /* 192.168/16 */
+	    (x & 0xFFC00000u) == 0x64400000u)                  /* 100.64/10 */
+		return "private";
+	if ((x & 0xFFFF0000u) == 0xA9FE0000u)                  /* 169.254/16 */
+		return "link-local";
+	if ((x & 0xF0000000u) == 0xE0000000u)                  /* 224/4 */
+		return "multicast";
+	if ((x & 0xF0000000u) == 0xF0000000u)                  /* 240/4 */
+		return "reserved";
+	if ((x & 0xFFFFFF00u) == 0xC0000200u ||                /* 192.0.2/24 */
+	    (x & 0xFFFFFF00u) == 0xC6336400u ||                /* 198.51.100/24 */
+	    (x & 0xFFFFFF00u) == 0xCB007100u)                  /* 203.0.113/24 */
+		return "documentation";
+	if ((x & 0xFFFFFF00u) == 0xC0000000u ||                /* 192.0.0/24 */
+	    (x & 0xFFFE0000u) == 0xC6120000u)                  /* 198.18/15 */
+		return "reserved";
+	return "global";
+}
+
+static int all_zero(const unsigned char *a, int n)
+{
+	int i;
+	for (i = 0; i < n; i++)
+		if (a[i] != 0)
+			return 0;
+	return 1;
+}
+
+/* core.address_class(text) -> class, family, canonical | nil
+ * class: "unspecified" "loopback" "private" "link-local" "multicast"
+ * "broadcast" "reserved" "documentation" "global". An IPv4-mapped IPv6
+ * address (::ffff:a.b.c.d) is the IPv4 address it maps: family "ipv4",
+ * canonical "a.b.c.d". Pure. */
+static int l_address_class(lua_State *L)
+{
+	size_t len;
+	const char *text = luaL_checklstring(L, 1, &len);
+	unsigned char a[sizeof(struct in6_addr)];
+	char out[INET6_ADDRSTRLEN];
+	const char *cls;
+
+	/* "1.2.3.4\0junk" is not 1.2.3.4: inet_pton would stop at the NUL */
+	if (strlen(text) != len) {
+		lua_pushnil(L);
+		return 1;
+	}
+	if (inet_pton(AF_INET, text, a) == 1) {
+		inet_ntop(AF_INET, a, out, sizeof out);
+		lua_pushstring(L, class_v4(a));
+		lua_pushliteral(L, "ipv4");
+		lua_pushstring(L, out);
+		return 3;
+	}
+	if (inet_pton(AF_INET6, text, a) != 1) {
+		lua_pushnil(L);
+		return 1;
+	}
+	if (all_zero(a, 10) && a[10] == 0xFF && a[11] == 0xFF) {
+		inet_ntop(AF_INET, a + 12, out, sizeof out);
+		lua_pushstring(L, class_v4(a + 12));
+		lua_pushliteral(L, "ipv4");
+		lua_pushstring(L, out);
+		return 3;
+	}
+	if (all_zero(a, 16))
+		cls = "unspecified";
+	else if (all_zero(a, 15) && a[15] == 1)
+		cls = "loopback";
+	else if (a[0] == 0xFF)
+		cls = "multicast";
+	else if (a[0] == 0xFE && (a[1] & 0xC0) == 0x80)        /* fe80::/10 */
+		cls = "link-local";
+	else if ((a[0] & 0xFE) == 0xFC)                        /* fc00::/7 */
+		cls = "private";
+	else if ((a[0] == 0x20 && a[1] == 0x01 && a[2] == 0x0D && a[3] == 0xB8) ||
+	    (a[0] == 0x3F && a[1] == 0xFF && (a[2] & 0xF0) == 0))  /* 2001:db8::/32, 3fff::/20 */
+		cls = "documentation";
+	else if (a[0] == 0x00 && a[1] == 0x64 && a[2] == 0xFF && a[3] == 0x9B &&
+	    all_zero(a + 4, 8))                                /* 64:ff9b::/96 NAT64 */
+		cls = class_v4(a + 12);
+	else if ((a[0] & 0xE0) == 0x20)                        /* 2000::/3 */
+		cls = "global";
+	else
+		cls = "reserved";       /* ::/96 compat, 100::/64, fec0::/10, ... */
+	inet_ntop(AF_INET6, a, out, sizeof out);
+	lua_pushstring(L, cls);
+	lua_pushliteral(L, "ipv6");
+	lua_pushstring(L, out);
+	return 3;
+}
+
 static const luaL_Reg sock_methods[] = {
 	{"fd", l_fd},
 	{"finish_connect", l_finish_connect},
@@ -369,6 +479,7 @@ static const luaL_Reg net_funcs[] = {
 	{"now", l_now},
 	{"time", l_time},
 	{"parse_address", l_parse_address},
+	{"address_class", l_address_class},
 	{NULL, NULL}
 };
 

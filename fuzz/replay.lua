@@ -115,7 +115,13 @@ local function http(data)
 	end
 end
 
-local parsers = { smtp = smtp, dns = dns, x509 = x509, http = http }
+-- as fuzz_addr.c (robustness, issue 12)
+local function addr(data)
+	local class, _, canonical = core.address_class(data)
+	if class then assert(core.address_class(canonical) == class) end
+end
+
+local parsers = { smtp = smtp, dns = dns, x509 = x509, http = http, addr = addr }
 local failed, count = 0, 0
 for _, path in ipairs(files) do
 	local kind = path:match("([^/]+)/[^/]+$")

@@ -44,6 +44,9 @@ FUZZ_MAXLEN_smtp ?= 4096
 FUZZ_MAXLEN_dns  ?= 8192
 FUZZ_MAXLEN_x509 ?= 8192
 FUZZ_MAXLEN_http ?= 4096
+# robustness (issue 12): core.address_class (fuzz/fuzz_addr.c)
+FUZZ_TARGETS += addr
+FUZZ_MAXLEN_addr ?= 128
 
 FUZZ_BINS = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz-%)
 

@@ -98,6 +98,8 @@ test-valgrind: $(SO)
 VALGRIND_CORPUS ?= fuzz/corpus/smtp fuzz/corpus/dns fuzz/corpus/x509 fuzz/corpus/http \
                    fuzz/crashes fuzz/corpus-run/smtp fuzz/corpus-run/dns \
                    fuzz/corpus-run/x509 fuzz/corpus-run/http
+# robustness (issue 12): core.address_class
+VALGRIND_CORPUS += fuzz/corpus/addr
 
 .PHONY: valgrind-corpus
 valgrind-corpus: $(SO)

@@ -87,6 +87,9 @@ output that could not be written; 130/143 interrupted.]])
   p:option("--concurrency", "Queries probed at once (default 64)."):argname("N"):convert(math.tointeger)
   p:option("--per-address", "Simultaneous connections to one address (default 2)."):argname("N")
     :convert(math.tointeger)
+  -- robustness (issue 12)
+  p:flag("--public-only", "Probe only public addresses: loopback, private, link-local and documentation "
+    .. "addresses from DNS (or given as [address]) are reported, not probed.")
   p:flag("--version", "Print the version and exit."):action(function()
     print("mxprobe " .. mxprobe.VERSION)
     os.exit(0)
@@ -106,6 +109,8 @@ local function probe_options(args)
     relay_rcpt = args.relay_rcpt, relay_test = not args.no_relay_test, resolver = args.resolver,
     ca_file = args.ca_file, concurrency = args.concurrency, per_address = args.per_address,
     as_host = args.host, tls_versions = not args.no_tls_versions,
+    public_only = args.public_only,                                       -- issue 12
+    on_notice = function(msg) io.stderr:write("mxprobe: ", msg, "\n") end, -- issue 12
   }
 end
 

@@ -8,7 +8,9 @@
 -- the query, its MX hosts, its targets -- plus, in each scope, the one key
 -- each gatherer writes, described by the gatherer itself.
 
+local core = require "mxprobe.core"
 local json = require "mxprobe.json"
+local text_mod = require "mxprobe.text"
 local S = require "mxprobe.schema"
 local gather = require "mxprobe.gather"
 
@@ -16,6 +18,9 @@ local M = {}
 
 M.SCHEMA = "mxprobe.facts/2"
 M.FILE_MAX = 256 * 1024 * 1024    -- bytes of one facts file read at most
+M.LINE_MAX = 16 * 1024 * 1024     -- bytes of one line of it (issue 12)
+local CHUNK = 64 * 1024
+local visible = text_mod.visible
 
 -- the structure, before the gatherers' keys are added
 local DOMAIN = S.record({
@@ -76,61 +81,108 @@ local function check(doc, where)
       :format(where, M.SCHEMA)
   end
   if doc.schema ~= M.SCHEMA then
-    return nil, ("%s: facts schema %s, this mxprobe reads %s"):format(where, tostring(doc.schema), M.SCHEMA)
+    return nil, ("%s: facts schema %s, this mxprobe reads %s"):format(where, visible(doc.schema), M.SCHEMA)
   end
   return doc
 end
 
---- Decodes text holding facts; returns a list of facts, or nil, message.
+--- Decodes text holding facts; returns a list of facts and, for each,
+-- where it is ("name:LINE" or "name: document I"), or nil, message.
 function M.decode(text, name)
   name = name or "facts"
   local doc = json.decode(text)
   if doc ~= nil then
     if type(doc) == "table" and doc.schema == nil and #doc > 0 then
-      local list = {}
+      local list, where = {}, {}
       for i, d in ipairs(doc) do
-        local f, err = check(d, ("%s: document %d"):format(name, i))
+        where[i] = ("%s: document %d"):format(name, i)
+        local f, err = check(d, where[i])
         if not f then return nil, err end
         list[i] = f
       end
-      return list
+      return list, where
     end
     local f, err = check(doc, name)
     if not f then return nil, err end
-    return { f }
+    return { f }, { name }
   end
   -- JSON Lines
-  local list, n = {}, 0
-  for line in text:gmatch("[^\n]+") do
+  local list, where, n = {}, {}, 0
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1
     if line:find("%S") then
       local d, jerr = json.decode(line)
       if d == nil then
-        return nil, ("%s:%d: invalid JSON (%s)"):format(name, n, tostring(jerr))
+        return nil, ("%s:%d: invalid JSON (%s)"):format(name, n, visible(jerr))
       end
       local f, err = check(d, ("%s:%d"):format(name, n))
       if not f then return nil, err end
       list[#list + 1] = f
+      where[#list] = ("%s:%d"):format(name, n)
     end
   end
   if #list == 0 then return nil, name .. ": no facts in it" end
-  return list
+  return list, where
 end
 
---- Reads a facts file; returns a list of facts, or nil, message.
+-- the text of a regular file read as a stream: at most FILE_MAX bytes
+-- in all and LINE_MAX in one line; or nil, message
+local function read_capped(f, shown)
+  local parts, total, line_len, lineno = {}, 0, 0, 1
+  while true do
+    local chunk, rerr = f:read(CHUNK)
+    if not chunk then
+      if rerr then return nil, ("cannot read facts file %s: %s"):format(shown, visible(rerr)) end
+      break
+    end
+    total = total + #chunk
+    if total > M.FILE_MAX then
+      return nil, ("%s: larger than %d MiB; split it"):format(shown, M.FILE_MAX // (1024 * 1024))
+    end
+    local pos = 1
+    while true do
+      local nl = chunk:find("\n", pos, true)
+      line_len = line_len + ((nl or #chunk + 1) - pos)
+      if line_len > M.LINE_MAX then
+        return nil, ("%s:%d: line longer than %d MiB"):format(shown, lineno, M.LINE_MAX // (1024 * 1024))
+      end
+      if not nl then break end
+      lineno, line_len, pos = lineno + 1, 0, nl + 1
+    end
+    parts[#parts + 1] = chunk
+  end
+  return table.concat(parts)
+end
+
+--- Reads a facts file and validates every document in it against the
+-- schema; returns a list of facts, or nil, "file:line: field: what is
+-- wrong". Only a regular file is read: a directory, a device or a FIFO is
+-- refused in one line (issue 12).
 function M.load(path)
+  local shown = visible(path)
+  local kind, serr = core.file_kind(path)
+  if not kind then
+    return nil, ("cannot read facts file %s: %s"):format(shown, visible(tostring(serr):gsub("^stat .-: ", "")))
+  end
+  if kind ~= "file" then
+    return nil, ("%s: is a %s, not a facts file"):format(shown, kind:gsub("%-", " "))
+  end
   local f, err = io.open(path, "rb")
-  if not f then return nil, "cannot read facts file: " .. tostring(err) end
-  local data, rerr = f:read(M.FILE_MAX + 1)
+  if not f then return nil, "cannot read facts file: " .. visible(err) end
+  local data, rerr = read_capped(f, shown)
   f:close()
-  if not data then
-    if rerr then return nil, ("cannot read facts file %s: %s"):format(path, rerr) end
-    return nil, path .. ": empty facts file"
+  if not data then return nil, rerr end
+  if not data:find("%S") then return nil, shown .. ": empty facts file" end
+  local list, where = M.decode(data, shown)
+  if not list then return nil, where end
+  for i, doc in ipairs(list) do
+    local ok, problems = M.validate(doc)
+    if not ok then
+      local more = #problems > 1 and (" (and %d more)"):format(#problems - 1) or ""
+      return nil, ("%s: %s%s"):format(where[i], visible(problems[1]), more)
+    end
   end
-  if #data > M.FILE_MAX then
-    return nil, ("%s: larger than %d MiB; split it"):format(path, M.FILE_MAX // (1024 * 1024))
-  end
-  return M.decode(data, path)
+  return list
 end
 
 return M

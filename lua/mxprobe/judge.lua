@@ -80,6 +80,10 @@ end
 -- runs check.run(facts, ctx) under an instruction budget; true, result or
 -- false, message
 local function run_check(check, facts, ctx, budget)
+  -- a policy file's check: in its sandbox, under limits it cannot disable
+  -- (issue 12)
+  local sok, sres = policy_mod.run_sandboxed(check, budget, facts, ctx)
+  if sok ~= nil then return sok, sres end
   local co = coroutine.create(check.run)
   if budget and budget > 0 then
     debug.sethook(co, function() error("check ran past its instruction budget (endless loop?)") end, "", budget)

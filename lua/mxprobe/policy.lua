@@ -33,8 +33,10 @@
 --                                table: merged onto the default; raises if
 --                                it is invalid)
 
+local core = require "mxprobe.core"
 local defaults = require "mxprobe.policy.default"
 local checks = require "mxprobe.checks"
+local text = require "mxprobe.text"
 
 local M = {}
 
@@ -58,6 +60,17 @@ local TLS_VERSIONS = {
 }
 local MAX_FILE = 1024 * 1024
 local LOAD_INSTRUCTIONS = 10000000
+
+-- robustness (issue 12): the sandbox's limits. A policy's code (the file
+-- at load time, its checks at judging time) runs in a coroutine of its
+-- own under all of them at once; see run_limited.
+M.LOAD_INSTRUCTIONS = LOAD_INSTRUCTIONS
+M.CHECK_INSTRUCTIONS_MAX = 10000000  -- a policy's check, whatever scoring says
+M.MEMORY_MAX = 64 * 1024 * 1024      -- bytes the Lua state may grow by during one run
+M.PATTERN_MAX = 256                  -- bytes of one pattern
+M.PATTERN_COST_MAX = 1e9             -- (#subject + 1) ^ (quantifiers + 1) * #pattern
+M.COPY_DEPTH_MAX = 64                -- nesting of a table the policy returns
+local HOOK_STEP = 1000
 
 local function deepcopy(v, seen)
   if type(v) ~= "table" then return v end
@@ -307,26 +320,223 @@ function M.resolve(p)
   return res
 end
 
+-- ---- the sandbox (issue 12) ---------------------------------------------
+--
+-- Why this design: Lua's instruction hook raises an ordinary error, which
+-- a pcall inside the policy would catch (an endless loop around a pcall
+-- never stopped). Here every run of policy code is one coroutine with a
+-- count hook, and the sandbox's own pcall and xpcall re-raise once the
+-- budget is spent: each catch on the way up raises again, so the run ends
+-- wherever it is, even inside a C function that calls back (table.sort,
+-- string.gsub), which a yield from the hook could not leave. Memory: the
+-- coroutine is resumed by core.resume_limited, which refuses any
+-- allocation that makes the state grow past MEMORY_MAX for that resume (a
+-- policy that catches "not enough memory" still fails). Patterns: Lua's
+-- matcher is C and never yields to the hook, so find/match/gmatch/gsub
+-- refuse a pattern whose worst case, (n+1)^(q+1)*m steps for a subject of
+-- n bytes, a pattern of m bytes and q backtracking items (* + - ? %b %1),
+-- is above PATTERN_COST_MAX. While policy code runs, the string
+-- metatable's __index is the sandbox's string table (so ("").dump is
+-- nil), and what it returns is copied with raw access inside the limits
+-- (a table whose __index or __pairs loops never reaches mxprobe's own
+-- code). setmetatable refuses __gc (a finalizer would run later, outside
+-- every limit); collectgarbage, coroutine, debug, io, load, require and
+-- all of os but time/date/clock/difftime are not there, nor
+-- math.randomseed (math.random is the sandbox's own generator).
+
+local string_mt = getmetatable("")
+local GUARDS = setmetatable({}, { __mode = "k" })   -- check table -> its sandbox
+
+-- the backtracking items of a pattern (conservative: may count more).
+-- No string methods here: while policy code runs they are the sandbox's.
+local sbyte, sformat = string.byte, string.format
+local function quantifiers(p)
+  local q, i = 0, 1
+  while i <= #p do
+    local c = sbyte(p, i)
+    if c == 37 then                         -- %
+      local n = sbyte(p, i + 1)
+      if n == 98 or (n and n >= 48 and n <= 57) then q = q + 1 end   -- %b %0-9
+      i = i + 2
+    else
+      if c == 42 or c == 43 or c == 45 or c == 63 then q = q + 1 end   -- * + - ?
+      i = i + 1
+    end
+  end
+  return q
+end
+
+local function checked_pattern(fname, s, p, plain)
+  if type(s) == "number" then s = tostring(s) end
+  if type(p) == "number" then p = tostring(p) end
+  if type(s) ~= "string" or type(p) ~= "string" then return end
+  if plain then
+    -- a plain find compares up to #p bytes at each of #s places
+    if (#s + 1) * (#p + 1) > M.PATTERN_COST_MAX then
+      error(sformat("%s: plain search too costly for a subject of %d bytes (policy sandbox)", fname, #s), 3)
+    end
+    return
+  end
+  if #p > M.PATTERN_MAX then
+    error(sformat("%s: pattern longer than %d bytes (policy sandbox)", fname, M.PATTERN_MAX), 3)
+  end
+  local cost = (#s + 1) ^ (quantifiers(p) + 1) * (#p + 1)
+  if cost > M.PATTERN_COST_MAX then
+    error(sformat("%s: pattern too costly for a subject of %d bytes (policy sandbox)", fname, #s), 3)
+  end
+end
+
+local function sandbox_string(g)
+  local str = {}
+  for k, v in pairs(string) do str[k] = v end
+  str.dump = nil
+  local find, match, gmatch, gsub = string.find, string.match, string.gmatch, string.gsub
+  str.find = function(s, p, init, plain)
+    checked_pattern("string.find", s, p, plain)
+    return find(s, p, init, plain)
+  end
+  str.match = function(s, p, init)
+    checked_pattern("string.match", s, p)
+    return match(s, p, init)
+  end
+  str.gmatch = function(s, p, init)
+    checked_pattern("string.gmatch", s, p)
+    return gmatch(s, p, init)
+  end
+  str.gsub = function(s, p, r, n)
+    checked_pattern("string.gsub", s, p)
+    return gsub(s, p, r, n)
+  end
+  g.string = str
+  return str
+end
+
+-- a plain copy of v: tables read with next/rawget only (no metamethod
+-- runs), no metatables; functions and scalars as they are
+local function rawcopy(v, depth, seen)
+  if type(v) ~= "table" then return v end
+  if seen[v] then return seen[v] end
+  if depth > M.COPY_DEPTH_MAX then error("a table nested more than " .. M.COPY_DEPTH_MAX .. " deep", 0) end
+  local out = {}
+  seen[v] = out
+  local k, x = next(v)
+  while k ~= nil do
+    out[rawcopy(k, depth + 1, seen)] = rawcopy(x, depth + 1, seen)
+    k, x = next(v, k)
+  end
+  return out
+end
+
+local function rawcopy_all(...)
+  local n, out, seen = select("#", ...), { ... }, {}
+  for i = 1, n do out[i] = rawcopy(out[i], 1, seen) end
+  return table.unpack(out, 1, n)
+end
+
+-- runs fn(...) under the sandbox g's limits; true, results | false, message
+local function run_limited(g, budget, what, fn, ...)
+  local co = coroutine.create(function(...) return rawcopy_all(fn(...)) end)
+  local step = math.min(HOOK_STEP, budget)
+  local used = 0
+  g.spent, g.message = false, what .. " ran past its instruction budget (endless loop?)"
+  debug.sethook(co, function()
+    if not g.spent then
+      used = used + step
+      if used < budget then return end
+      g.spent = true
+    end
+    error(g.message, 0)
+  end, "", step)
+  local saved = string_mt.__index
+  string_mt.__index = g.string
+  local res = table.pack(pcall(core.resume_limited, co, M.MEMORY_MAX, ...))
+  string_mt.__index = saved
+  if not res[1] then error(res[2], 0) end          -- misuse: not the policy's fault
+  if not res[2] and res[4] == "memory" then
+    return false, sformat("%s ran past its memory limit (%d MiB)", what, M.MEMORY_MAX >> 20)
+  end
+  if g.spent then return false, g.message end
+  if not res[2] then
+    local e = res[3]
+    if type(e) ~= "string" then return false, "raised a " .. type(e) .. " value" end
+    return false, e
+  end
+  if coroutine.status(co) ~= "dead" then return false, what .. " yielded" end
+  return true, table.unpack(res, 3, res.n)
+end
+
 local function sandbox()
   local function copy(t)
     local out = {}
     for k, v in pairs(t) do out[k] = v end
     return out
   end
-  local str = copy(string)
-  str.dump = nil
+  local g = {}
+  local str = sandbox_string(g)
+  local function pcall_(f, ...)
+    if g.spent then error(g.message, 0) end
+    local r = table.pack(pcall(f, ...))
+    if g.spent then error(g.message, 0) end
+    return table.unpack(r, 1, r.n)
+  end
+  local function xpcall_(f, h, ...)
+    if g.spent then error(g.message, 0) end
+    local r = table.pack(xpcall(f, function(e)
+      if g.spent then return e end
+      return h(e)
+    end, ...))
+    if g.spent then error(g.message, 0) end
+    return table.unpack(r, 1, r.n)
+  end
+  local function setmetatable_(t, mt)
+    if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+      error("setmetatable: __gc is not allowed in a policy (policy sandbox)", 2)
+    end
+    return setmetatable(t, mt)
+  end
+  local m = copy(math)
+  -- the sandbox's own generator: math.randomseed here changes nothing
+  -- outside (DNS query IDs come from getrandom(2) in C anyway)
+  local gen_state = core.random_u16() * 65536 + core.random_u16()
+  m.randomseed = nil
+  m.random = function(a, b)
+    gen_state = (gen_state * 1103515245 + 12345) % 2147483648
+    local r = gen_state / 2147483648
+    if a == nil then return r end
+    if b == nil then a, b = 1, a end
+    if math.type(a) ~= "integer" or math.type(b) ~= "integer" or a > b then
+      error("math.random: interval is empty or not integers", 2)
+    end
+    return a + math.floor(r * (b - a + 1))
+  end
   local env = {
     assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
-    pcall = pcall, select = select, tonumber = tonumber, tostring = tostring,
-    type = type, xpcall = xpcall, rawequal = rawequal, rawget = rawget,
-    rawlen = rawlen, rawset = rawset, setmetatable = setmetatable,
-    math = copy(math), string = str, table = copy(table), utf8 = copy(utf8),
+    pcall = pcall_, select = select, tonumber = tonumber, tostring = tostring,
+    type = type, xpcall = xpcall_, rawequal = rawequal, rawget = rawget,
+    rawlen = rawlen, rawset = rawset, setmetatable = setmetatable_,
+    math = m, string = str, table = copy(table), utf8 = copy(utf8),
     os = { time = os.time, date = os.date, clock = os.clock, difftime = os.difftime },
     _VERSION = _VERSION,
     default = deepcopy(DEFAULT),
   }
   env._G = env
-  return env
+  return env, g
+end
+
+--- Runs a policy file's check under its sandbox's limits: true, findings
+-- | false, message; nil when the check is not a policy file's (issue 12).
+function M.run_sandboxed(check, budget, facts, ctx)
+  local g = GUARDS[check]
+  if not g then return nil end
+  if type(budget) ~= "number" or budget <= 0 or budget > M.CHECK_INSTRUCTIONS_MAX then
+    budget = M.CHECK_INSTRUCTIONS_MAX
+  end
+  -- its own copies: a policy's code must not change what the built-in
+  -- checks use (ctx.util) or the policy of the judgement
+  local util = {}
+  for k, v in pairs(ctx.util or {}) do util[k] = v end
+  local cctx = { now = ctx.now, policy = deepcopy(ctx.policy), util = util }
+  return run_limited(g, budget, "check " .. tostring(check.id), check.run, facts, cctx)
 end
 
 -- line of the first mention of `key` in src (for validation messages)
@@ -345,38 +555,50 @@ local function line_of(src, key)
   return nil
 end
 
+-- path made safe for a message, and as a literal for a gsub pattern
+local function shown(path)
+  return text.visible(path)
+end
+
 -- loads the policy file at path onto base (default: the default policy)
 function M.load(path, base)
   if type(path) ~= "string" then error("policy.load: path must be a string", 2) end
+  local name = shown(path)
   local fh, oerr = io.open(path, "rb")
   if not fh then
-    return nil, path .. ": cannot read: " .. tostring(oerr):gsub("^" .. path:gsub("%p", "%%%0") .. ": ", "")
+    local why = tostring(oerr)
+    if why:sub(1, #path + 2) == path .. ": " then why = why:sub(#path + 3) end
+    return nil, name .. ": cannot read: " .. text.visible(why)
   end
   local src = fh:read(MAX_FILE + 1)
   fh:close()
   src = src or ""
-  if #src > MAX_FILE then return nil, path .. ": larger than 1 MiB" end
-  if src:sub(1, 1) == "\27" then return nil, path .. ": binary chunks are not accepted" end
-  local env = sandbox()
-  local chunk, lerr = load(src, "@" .. path, "t", env)
-  if not chunk then return nil, lerr end
-  local co = coroutine.create(chunk)
-  debug.sethook(co, function() error("policy file runs too long (endless loop?)") end, "", LOAD_INSTRUCTIONS)
-  local ok, res = coroutine.resume(co)
+  if #src > MAX_FILE then return nil, name .. ": larger than 1 MiB" end
+  if src:sub(1, 1) == "\27" then return nil, name .. ": binary chunks are not accepted" end
+  local env, g = sandbox()
+  local chunk, lerr = load(src, "@" .. name, "t", env)
+  if not chunk then return nil, text.visible(lerr) end
+  local ok, res = run_limited(g, LOAD_INSTRUCTIONS, "policy file", chunk)
   if not ok then
-    if type(res) ~= "string" then return nil, path .. ": raised a " .. type(res) .. " value" end
-    if not res:find(path, 1, true) then res = path .. ": " .. res end
+    if res == g.message then res = "policy file runs too long (endless loop?)" end
+    res = text.visible(res)
+    if res:sub(1, #name) ~= name then res = name .. ": " .. res end
     return nil, res
   end
-  if coroutine.status(co) ~= "dead" then return nil, path .. ": the policy file yielded" end
   if type(res) ~= "table" then
-    return nil, path .. ": must return a table (got " .. type(res) .. ")"
+    return nil, name .. ": must return a table (got " .. type(res) .. ")"
   end
-  local p, merr, key = M.merge(base, res, path)
+  if type(res.checks) == "table" then
+    for _, c in pairs(res.checks) do
+      if type(c) == "table" then GUARDS[c] = g end
+    end
+  end
+  local p, merr, key = M.merge(base, res, name)
   if not p then
     local line = line_of(src, key)
-    if line then
-      merr = merr:gsub("^" .. path:gsub("%p", "%%%0") .. ": ", path .. ":" .. line .. ": ")
+    merr = text.visible(merr)
+    if line and merr:sub(1, #name + 2) == name .. ": " then
+      merr = name .. ":" .. line .. ": " .. merr:sub(#name + 3)
     end
     return nil, merr
   end

@@ -84,6 +84,7 @@ local function new_facts(q, ctx)
       relay_rcpt = o.relay_rcpt, resolver = dns.resolver_string(o.resolver_addr),
       ca_file = o.ca_file, per_address = o.per_address,
       max_mx = o.max_mx, max_addresses = o.max_addresses,
+      public_only = o.public_only or nil,   -- issue 12
     },
     mx = {},
     targets = {},
@@ -101,6 +102,12 @@ local function gather_one(qstr, ctx)
     return facts
   end
   facts.kind = q.kind
+  -- issue 12: an address literal that is not public, under --public-only
+  if q.kind == "address" and o.public_only and q.class ~= "global" then
+    facts.error = ("%s is a %s address: not probed (--public-only)"):format(q.address, q.class)
+    facts.finished = core.time()
+    return facts
+  end
   local port = q.port or o.port
   local env = { facts = facts }
   local G = ctx.gatherers

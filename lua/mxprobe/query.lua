@@ -34,9 +34,17 @@ function M.parse(q, as_host)
   local inner, port = q:match("^%[(.-)%]:(%d+)$")
   if not inner then inner = q:match("^%[(.-)%]$") end
   if inner then
-    local family, canonical = core.parse_address(inner)
-    if not family then return nil, ("%q is not an IPv4 or IPv6 address literal"):format(text.utf8(q)) end
-    return { kind = "address", address = canonical, family = family, port = tonumber(port) }
+    local class, family, canonical = core.address_class(inner)
+    if not class then return nil, ("%q is not an IPv4 or IPv6 address literal"):format(text.utf8(q)) end
+    -- issue 12: only unicast addresses are ever probed; ports range-checked here
+    if class == "unspecified" or class == "multicast" or class == "broadcast" or class == "reserved" then
+      local article = class:match("^[aeiou]") and "an" or "a"
+      return nil, ("%s is %s %s address: mxprobe connects only to unicast addresses"):format(canonical, article, class)
+    end
+    if port and not (#port <= 5 and tonumber(port) >= 1 and tonumber(port) <= 65535) then
+      return nil, ("port %s out of range (1-65535)"):format(port)
+    end
+    return { kind = "address", address = canonical, family = family, port = tonumber(port), class = class }
   end
   local name, p = q:match("^([^:]+):(%d+)$")
   if name then as_host, port = true, p else name = q end
@@ -45,8 +53,8 @@ function M.parse(q, as_host)
   end
   local norm, err = M.normalise_name(name)
   if not norm then return nil, err end
-  if port and (tonumber(port) < 1 or tonumber(port) > 65535) then
-    return nil, ("port %s out of range"):format(port)
+  if port and not (#port <= 5 and tonumber(port) >= 1 and tonumber(port) <= 65535) then
+    return nil, ("port %s out of range (1-65535)"):format(port)
   end
   return { kind = as_host and "host" or "domain", name = norm, port = tonumber(port) }
 end

@@ -12,6 +12,7 @@
 local core = require "mxprobe.core"
 local loop = require "mxprobe.loop"
 local dns = require "mxprobe.dns"
+local text = require "mxprobe.text"
 
 local M = {}
 
@@ -34,7 +35,19 @@ M.defaults = {
   ca_file = nil,             -- default: the system CA store
   chain_cache = true,        -- reuse a chain's decoded result within a run
   tls_versions = true,       -- TLS posture: one short dialog per TLS version (gather/tls_versions.lua)
+  public_only = false,       -- probe only global addresses from DNS (issue 12)
 }
+
+-- robustness (issue 12): every number an option gives is range-checked
+-- where it enters: seconds finite, positive and at most this; counts from
+-- 1 to this
+M.MAX_SECONDS = { timeout = 3600, probe_timeout = 86400, dns_timeout = 600 }
+M.MAX_COUNT = { per_address = 64, concurrency = 100000, max_mx = 64, max_addresses = 256 }
+-- the open-file limit: descriptors kept for the process itself, and those
+-- one query in flight is counted to need (DNS sockets, SMTP connections)
+M.FD_RESERVE = 16
+M.FDS_PER_QUERY = 8
+M.CA_FILE_MAX = 16 * 1024 * 1024
 
 local function local_hostname()
   local f = io.open("/etc/hostname", "r")
@@ -51,15 +64,19 @@ function M.options(opts)
   for k, v in pairs(opts or {}) do o[k] = v end
   o.ehlo_name = o.ehlo_name or local_hostname()
   for _, k in ipairs { "timeout", "probe_timeout", "dns_timeout" } do
-    if type(o[k]) ~= "number" or o[k] <= 0 then
-      return nil, ("%s must be a positive number of seconds"):format(k)
+    local v, max = o[k], M.MAX_SECONDS[k]
+    -- NaN fails every comparison: v ~= v catches it
+    if type(v) ~= "number" or v ~= v or v <= 0 or v > max then
+      return nil, ("%s must be a number of seconds above 0 and at most %d"):format(k, max)
     end
   end
   if math.type(o.port) ~= "integer" or o.port < 1 or o.port > 65535 then
     return nil, "port must be an integer from 1 to 65535"
   end
   for _, k in ipairs { "per_address", "concurrency", "max_mx", "max_addresses" } do
-    if math.type(o[k]) ~= "integer" or o[k] < 1 then return nil, k .. " must be a positive integer" end
+    if math.type(o[k]) ~= "integer" or o[k] < 1 or o[k] > M.MAX_COUNT[k] then
+      return nil, ("%s must be an integer from 1 to %d"):format(k, M.MAX_COUNT[k])
+    end
   end
   if not o.ehlo_name:match("^[%w%-%.%[%]:]+$") then return nil, "invalid EHLO name: " .. o.ehlo_name end
   for _, k in ipairs { "mail_from", "relay_rcpt" } do
@@ -70,11 +87,45 @@ function M.options(opts)
   if not res then return nil, err end
   o.resolver_addr = res
   if o.ca_file then
-    local f = io.open(o.ca_file, "r")
-    if not f then return nil, "cannot read CA file " .. o.ca_file end
-    f:close()
+    local ok, cerr = M.check_ca_file(o.ca_file)
+    if not ok then return nil, cerr end
+  end
+  -- issue 12: as many descriptors as the hard limit allows, and no more
+  -- queries at once than they can serve (one line says so)
+  local soft = core.raise_fd_limit()
+  if soft then
+    local fit = math.max(1, (soft - M.FD_RESERVE) // M.FDS_PER_QUERY)
+    if o.concurrency > fit then
+      if type(o.on_notice) == "function" then
+        o.on_notice(("open-file limit %d: concurrency lowered from %d to %d"):format(soft, o.concurrency, fit))
+      end
+      o.concurrency = fit
+    end
   end
   return o
+end
+
+--- A CA file that holds at least one certificate the core can parse:
+-- true, or nil, message naming the file (issue 12: a CA file with none
+-- is the user's mistake, not every server's untrusted certificate).
+function M.check_ca_file(path)
+  local shown = text.visible(path)
+  local kind = core.file_kind(path)
+  if kind ~= "file" then
+    return nil, ("cannot read CA file %s%s"):format(shown, kind and (": is a " .. kind:gsub("%-", " ")) or "")
+  end
+  local f = io.open(path, "rb")
+  if not f then return nil, "cannot read CA file " .. shown end
+  local data = f:read(M.CA_FILE_MAX) or ""
+  f:close()
+  -- the first PEM certificate in it must parse
+  local pem = data:match("%-%-%-%-%-BEGIN CERTIFICATE%-%-%-%-%-.-%-%-%-%-%-END CERTIFICATE%-%-%-%-%-")
+  local ok, certs = false, nil
+  if pem then ok, certs = pcall(core.x509_parse, pem) end
+  if not (ok and type(certs) == "table" and #certs > 0) then
+    return nil, ("CA file %s holds no usable certificate (PEM, -----BEGIN CERTIFICATE-----)"):format(shown)
+  end
+  return true
 end
 
 -- the versions of everything that shapes what a probe sees

@@ -23,8 +23,11 @@ M.bool = scalar("boolean", function(v) return type(v) == "boolean" end)
 M.num = scalar("number", function(v)
   return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge
 end)
+-- an integer, or a float with an exact integer value a double holds
+-- exactly (|v| <= 2^53): 220.5 and 1e300 are not integers (issue 12)
 M.int = scalar("integer", function(v)
-  return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge and math.floor(v) == v
+  if math.type(v) == "integer" then return true end
+  return type(v) == "number" and v == v and math.floor(v) == v and v >= -2 ^ 53 and v <= 2 ^ 53
 end)
 M.any = scalar("string, number or boolean", function(v)
   local t = type(v)
@@ -68,6 +71,7 @@ local function describe(v)
     if v ~= v then return "NaN" end
     if v == math.huge or v == -math.huge then return "infinity" end
     if math.floor(v) ~= v then return "a fraction" end
+    if math.type(v) == "float" and (v > 2 ^ 53 or v < -2 ^ 53) then return "a number too large for an integer" end
   end
   return type(v)
 end

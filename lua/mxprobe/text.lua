@@ -43,6 +43,16 @@ function M.cut(s, max, mark)
   return cut
 end
 
+--- s made safe for one line of a message (stderr): valid UTF-8, with
+--- every control character (C0, DEL, C1) written as \xNN (issue 12:
+--- a path or a value from a file reaches the terminal inert).
+function M.visible(s)
+  s = M.utf8(tostring(s))
+  s = s:gsub("[%z\1-\31\127]", function(c) return ("\\x%02X"):format(c:byte()) end)
+  s = s:gsub("\194([\128-\159])", function(c) return ("\\u00%02X"):format(c:byte()) end)
+  return s
+end
+
 --- A copy of a reply with every line made valid UTF-8.
 function M.reply(reply)
   local lines = {}

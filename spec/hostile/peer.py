@@ -115,6 +115,12 @@ every question):
   no-answer         silence (UDP and TCP)
   mta-sts           normal, and the TXT of any _mta-sts.D is "v=STSv1;
                     id=hostile1" (MTA-STS, issue 8)
+  odd-addresses     (robustness, issue 12) A of any name: 0.0.0.0,
+                    224.0.0.1, 255.255.255.255 and --a; AAAA: ::, ff02::1
+                    and ::ffff:<--a> (only addresses that cannot leave
+                    the machine)
+  address-exchange  (robustness, issue 12) MX answered with the exchange
+                    written as the address --a (labels 127.0.66.3.)
 
 HTTPS faults (MTA-STS policy fetch, issue 8): TLS with normal.pem (names
 mx.hostile.test and *.hostile.test, so mta-sts.hostile.test verifies), the
@@ -164,7 +170,8 @@ SMTP_FAULTS = ("normal", "no-banner", "drip-banner", "endless-continuation", "hu
                "starttls-250") + CERT_FAULTS
 DNS_FAULTS = ("normal", "wrong-id", "wrong-question", "truncated-no-tcp", "compression-loop",
               "many-mx", "many-mx-udp", "mx-cname-self", "cname-loop", "hostile-names",
-              "many-targets", "servfail", "no-answer", "mta-sts")
+              "many-targets", "servfail", "no-answer", "mta-sts",
+              "odd-addresses", "address-exchange")  # robustness (issue 12)
 HTTPS_FAULTS = ("normal", "endless-headers", "huge-body", "huge-body-close", "cl-short", "cl-long",
                 "chunk-overflow", "drip", "hostile-policy")
 
@@ -695,6 +702,18 @@ class Dns:
                 rr(QNAME_PTR, T_CNAME, alias),
                 rr(alias, T_CNAME, QNAME_PTR),
             ])
+        # robustness (issue 12): addresses that must never be connected to
+        if f == "odd-addresses" and qtype == T_A:
+            return self.message(qid, qflags, question, [
+                rr(QNAME_PTR, T_A, socket.inet_aton(a))
+                for a in ("0.0.0.0", "224.0.0.1", "255.255.255.255")] + [rr(QNAME_PTR, T_A, self.a)])
+        if f == "odd-addresses" and qtype == T_AAAA:
+            mapped = "::ffff:" + socket.inet_ntoa(self.a)
+            return self.message(qid, qflags, question, [
+                rr(QNAME_PTR, T_AAAA, socket.inet_pton(socket.AF_INET6, a)) for a in ("::", "ff02::1", mapped)])
+        if f == "address-exchange" and qtype == T_MX:
+            return self.message(qid, qflags, question, [
+                rr(QNAME_PTR, T_MX, struct.pack("!H", 10) + encode_name(socket.inet_ntoa(self.a)))])
         return self.message(qid, qflags, question, self.normal_answers(qname, qtype))
 
     def serve_udp(self, sock):

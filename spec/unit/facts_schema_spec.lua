@@ -112,7 +112,7 @@ describe("facts.decode #unit", function()
   it("says a directory is not a facts file", function()
     local l, err = facts.load("spec")
     assert.is_nil(l)
-    assert.equal("cannot read facts file spec: Is a directory", err)
+    assert.equal("spec: is a directory, not a facts file", err)
   end)
 end)
 

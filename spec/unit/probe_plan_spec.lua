@@ -10,8 +10,10 @@ describe("probe.parse_query #unit", function()
     assert.same({ kind = "host", name = "mx1.example.test" }, probe.parse_query("mx1.example.test", true))
   end)
   it("parses address literals with and without a port", function()
-    assert.same({ kind = "address", address = "192.0.2.1", family = "ipv4" }, probe.parse_query("[192.0.2.1]"))
-    assert.same({ kind = "address", address = "2001:db8::1", family = "ipv6", port = 25 },
+    -- with the class of the address (issue 12: --public-only decides on it)
+    assert.same({ kind = "address", address = "192.0.2.1", family = "ipv4", class = "documentation" },
+      probe.parse_query("[192.0.2.1]"))
+    assert.same({ kind = "address", address = "2001:db8::1", family = "ipv6", port = 25, class = "documentation" },
       probe.parse_query("[2001:DB8:0::1]:25"))
   end)
   it("refuses malformed input with a message, never raising", function()

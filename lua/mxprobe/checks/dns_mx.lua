@@ -46,6 +46,15 @@ local CODES = {
     fix = "Add a second MX host (or a second address) so that mail is not deferred when the only one is down." },
   ["dns.mx.same-address"] = { severity = "warning", weight = 10,
     fix = "Give the MX hosts distinct addresses; several MX names on one address add no redundancy." },
+  -- robustness (issue 12): addresses from DNS that are not probed or not public, address-shaped names
+  ["dns.mx.address-name"] = { severity = "warning", weight = 20,
+    fix = "Point the MX record at a host name that has A/AAAA records; an MX exchange must be a host name, never an address (RFC 5321 §5.1, RFC 7505 §3)." },
+  ["dns.mx.address-unusable"] = { severity = "warning", weight = 20,
+    fix = "Remove the address record: an unspecified, multicast, broadcast or reserved address is never a mail server's; mxprobe does not connect to it." },
+  ["dns.mx.address-internal"] = { severity = "info", weight = 0,
+    fix = "Publish public addresses for a public MX host; a loopback, private, link-local or documentation address is unreachable from the Internet (fine in a lab or an internal zone)." },
+  ["dns.mx.address-refused"] = { severity = "warning", weight = 0,
+    fix = "Not probed because of --public-only: the MX host resolves to an address that is not public. Probe without --public-only to test it." },
   ["dns.mx.invalid-name"] = { severity = "warning", weight = 20,
     fix = "Point the MX record at a host name of letters, digits and hyphens (RFC 1123 §2.1, RFC 5321 §2.3.5); many senders refuse other names." },
 }
@@ -61,12 +70,77 @@ local function valid_hostname(name)
   return true
 end
 
+-- an MX exchange written as an address: all-digit last label (IPv4 and
+-- no TLD is all digits, RFC 1123 §2.1) or hex digits and colons (IPv6)
+local function address_shaped(name)
+  return name:match("^[%d.]+$") ~= nil and name:match("%d$") ~= nil
+    or (name:find(":", 1, true) ~= nil and name:match("^[%x:.]+$") ~= nil)
+end
+
+-- "a loopback", "an unspecified"
+local function a_class(class)
+  class = tostring(class)
+  return (class:match("^[aeiou]") and "an " or "a ") .. class
+end
+
+-- robustness (issue 12): what the addresses gatherer classified or skipped
+local function address_findings(mx, out)
+  local name = U.str(mx.name) or "?"
+  local d = U.mx_dns(mx)
+  for _, s in ipairs(U.list(d.skipped)) do
+    if type(s) == "table" and U.str(s.address) then
+      local refa = { mx = name, address = s.address }
+      if s.reason == "not-public" then
+        out[#out + 1] = {
+          code = "dns.mx.address-refused", state = "untested", target = refa,
+          message = string.format("MX host %s resolves to %s, %s address: not probed (--public-only)",
+            name, s.address, a_class(s.class)),
+          evidence = name .. " -> " .. s.address .. " (" .. tostring(s.class) .. ")",
+        }
+      else
+        out[#out + 1] = {
+          code = "dns.mx.address-unusable", state = "fail", target = refa,
+          message = string.format("MX host %s resolves to %s, %s address: not a mail server's, not probed",
+            name, s.address, a_class(s.class)),
+          evidence = name .. " -> " .. s.address .. " (" .. tostring(s.class) .. ")",
+        }
+      end
+    end
+  end
+  for _, a in ipairs(U.list(d.addresses)) do
+    if type(a) == "table" and U.str(a.address) and U.str(a.class) and a.class ~= "global" then
+      out[#out + 1] = {
+        code = "dns.mx.address-internal", state = "na", target = { mx = name, address = a.address },
+        message = string.format("MX host %s resolves to %s, %s address (not reachable from the Internet)",
+          name, a.address, a_class(a.class)),
+        evidence = name .. " -> " .. a.address .. " (" .. a.class .. ")",
+      }
+    end
+  end
+end
+
+-- the addresses of an MX host that count as published (probed, or refused
+-- only by --public-only)
+local function published(mx)
+  local n = #U.list(U.mx_dns(mx).addresses)
+  for _, s in ipairs(U.list(U.mx_dns(mx).skipped)) do
+    if type(s) == "table" and s.reason == "not-public" then n = n + 1 end
+  end
+  return n
+end
+
 local function host_findings(mx, out)
   local name = U.str(mx.name) or "?"
   local ref = { mx = name }
   local d = U.mx_dns(mx)
   local status = d.status
-  if not valid_hostname(name) then
+  if address_shaped(name) then
+    out[#out + 1] = {
+      code = "dns.mx.address-name", state = "fail", target = ref,
+      message = string.format("MX host %s is an address, not a host name", name),
+      evidence = "MX " .. name,
+    }
+  elseif not valid_hostname(name) then
     out[#out + 1] = {
       code = "dns.mx.invalid-name", state = "fail", target = ref,
       message = string.format("MX host %s is not a valid host name", name),
@@ -159,7 +233,7 @@ local function run(facts)
       -- address lookups gave: without an address there is no MX at all
       local h = hosts[1]
       for _, mx in ipairs(hosts) do if mx.implicit == true then h = mx break end end
-      if h and #U.list(U.mx_dns(h).addresses) == 0 then
+      if h and published(h) == 0 and #U.list(U.mx_dns(h).skipped) == 0 then
         if U.mx_dns(h).status == "dns-error" then
           host_findings(h, out)
           return out
@@ -190,12 +264,12 @@ local function run(facts)
   local usable, errors, addrs, nhosts = 0, 0, {}, 0
   for _, mx in ipairs(hosts) do
     nhosts = nhosts + 1
-    local n = 0
+    local n = published(mx)
     for _, a in ipairs(U.list(U.mx_dns(mx).addresses)) do
-      if type(a) == "table" and U.str(a.address) then
-        addrs[a.address] = true
-        n = n + 1
-      end
+      if type(a) == "table" and U.str(a.address) then addrs[a.address] = true end
+    end
+    for _, a in ipairs(U.list(U.mx_dns(mx).skipped)) do
+      if type(a) == "table" and a.reason == "not-public" and U.str(a.address) then addrs[a.address] = true end
     end
     if n > 0 then usable = usable + 1 end
     if U.mx_dns(mx).status == "dns-error" then errors = errors + 1 end
@@ -243,6 +317,7 @@ local function run(facts)
       }
     end
   end
+  for _, mx in ipairs(hosts) do address_findings(mx, out) end
   return out
 end
 
