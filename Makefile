@@ -83,12 +83,15 @@ lab-up: all
 lab-down:
 	sh spec/lab/lab.sh down
 
-# A probe of the lab's healthy and broken domains, on a machine without internet.
+# A probe of the lab's healthy and broken domains (a healthy one, an expired
+# certificate, no STARTTLS, an open relay, a DANE mismatch, an MX that the
+# MTA-STS policy does not list), on a machine without internet.
 demo: deps all
 	sh spec/lab/lab.sh up
 	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;" $(LUA) bin/mxprobe \
 	    --resolver 127.0.53.53 --ca-file spec/lab/state/ca/root.pem \
-	    good.example.test expired.example.test notls.example.test; \
+	    good.example.test expired.example.test notls.example.test openrelay.example.test \
+	    dane-mismatch.example.test sts-notlisted.example.test; \
 	echo "mxprobe exit status $$? (0 ok, 1 warning, 2 critical, 3 could not test)"
 	sh spec/lab/lab.sh down
 
