@@ -63,6 +63,7 @@ build = {
     ["mxprobe.checks.tls_starttls"] = "lua/mxprobe/checks/tls_starttls.lua",
     ["mxprobe.checks.tls_versions"] = "lua/mxprobe/checks/tls_versions.lua",
     ["mxprobe.checks.util"] = "lua/mxprobe/checks/util.lua",
+    ["mxprobe.chaincache"] = "lua/mxprobe/chaincache.lua",
     ["mxprobe.cli"] = "lua/mxprobe/cli.lua",
     -- bulk CLI: the CLI's helpers, one concern each
     ["mxprobe.cli.output"] = "lua/mxprobe/cli/output.lua",

@@ -18,6 +18,7 @@
 -- Writes: targets[i].dane = { status, error, names, matches, ta,
 --         chain_length } (docs/facts.md)
 
+local chaincache = require "mxprobe.chaincache"
 local core = require "mxprobe.core"
 local S = require "mxprobe.schema"
 local tlsa = require "mxprobe.gather.tlsa"
@@ -48,15 +49,7 @@ function M.names(mx)
   return out
 end
 
-M.CACHE_MAX = 1024      -- DANE results a run keeps (chain, records, names)
-M.CACHE_SECONDS = 300   -- and for how long at most
-
-local function copy(v)
-  if type(v) ~= "table" then return v end
-  local out = {}
-  for k, x in pairs(v) do out[k] = copy(x) end
-  return out
-end
+M.CACHE_MAX, M.CACHE_SECONDS = chaincache.MAX, chaincache.SECONDS  -- DANE results a run keeps
 
 --- The facts for one chain and one list of records (pure but for the
 -- clock: `when` is the verification time, epoch seconds).
@@ -70,32 +63,18 @@ function M.match(pem, records, names, when)
   return { status = "ok", names = names, chain_length = r.chain_length, matches = r.matches, ta = r.ta }
 end
 
---- M.match through a run's cache (like the smtp gatherer's chain cache):
--- many domains of one provider show the same chain and publish the same
--- records. An entry is used for CACHE_SECONDS at most, and only while no
--- date of the chain's certificates (bounds) has passed since it was made.
--- Each use gets its own copy: each fact has one place.
+--- M.match through a run's cache (mxprobe.chaincache, as the smtp
+-- gatherer's decoded chains): many domains of one provider show the same
+-- chain and publish the same records. bounds: the chain's certificate
+-- dates, after which the match is made again.
 function M.cached(cache, pem, records, names, now, bounds)
   local parts = { pem }
   for _, r in ipairs(records) do
     parts[#parts + 1] = ("%s %s %s %s"):format(r.usage, r.selector, r.mtype, r.data)
   end
   for _, n in ipairs(names) do parts[#parts + 1] = n end
-  local key = table.concat(parts, "\0")
-  local e = cache.entries[key]
-  if e and now - e.at < M.CACHE_SECONDS then
-    local crossed = false
-    for _, b in ipairs(e.bounds) do
-      if b > e.at and b <= now then crossed = true break end
-    end
-    if not crossed then return copy(e.result) end
-  end
-  local r = M.match(pem, records, names, now)
-  cache.decoded = (cache.decoded or 0) + 1
-  if cache.n >= M.CACHE_MAX then cache.entries, cache.n = {}, 0 end
-  if not cache.entries[key] then cache.n = cache.n + 1 end
-  cache.entries[key] = { result = copy(r), at = now, bounds = bounds or {} }
-  return r
+  return chaincache.get(cache, table.concat(parts, "\0"), now, function() return M.match(pem, records, names, now) end,
+    function() return bounds or {} end)
 end
 
 function M.run(t, ctx, env)
@@ -107,14 +86,8 @@ function M.run(t, ctx, env)
   if #records == 0 or type(pem) ~= "string" then return nil end
   local now = math.floor(core.time())
   if ctx.options.chain_cache == false then return M.match(pem, records, M.names(mx), now) end
-  local bounds = {}
-  for _, c in ipairs(type(smtp.certificates) == "table" and smtp.certificates or {}) do
-    for _, b in ipairs { c.not_before or false, c.not_after or false } do
-      if b then bounds[#bounds + 1] = b end
-    end
-  end
-  ctx.cache.dane = ctx.cache.dane or { entries = {}, n = 0 }
-  return M.cached(ctx.cache.dane, pem, records, M.names(mx), now, bounds)
+  ctx.cache.dane = ctx.cache.dane or chaincache.new()
+  return M.cached(ctx.cache.dane, pem, records, M.names(mx), now, chaincache.bounds(smtp.certificates))
 end
 
 return M

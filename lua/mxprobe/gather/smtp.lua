@@ -24,6 +24,7 @@
 
 local core = require "mxprobe.core"
 local conn = require "mxprobe.conn"
+local chaincache = require "mxprobe.chaincache"
 local framers = require "mxprobe.framers"
 local text = require "mxprobe.text"
 local S = require "mxprobe.schema"
@@ -245,47 +246,16 @@ local function clean_certs(certs)
   end
 end
 
-M.CHAIN_CACHE_MAX = 1024     -- chains whose decoded result a run keeps
-M.CHAIN_CACHE_SECONDS = 300  -- and for how long at most
-
-local function copy(v)
-  if type(v) ~= "table" then return v end
-  local out = {}
-  for k, x in pairs(v) do out[k] = copy(x) end
-  return out
-end
-
 -- A chain's decoded result, shared by every probe of a run that is shown
--- the same chain for the same name (many domains on one provider's MX;
--- nmap's sslcert does the same per host:port): decoding is most of a
--- probe's CPU. An entry is used only while the result cannot have changed:
--- for CHAIN_CACHE_SECONDS (the CA store's own certificates may expire) and
--- while no presented certificate's notBefore/notAfter has passed since.
--- Each use gets its own copy: each fact has one place.
+-- the same chain for the same name and CA store (mxprobe.chaincache: for
+-- a few minutes, and only while no presented certificate's date has
+-- passed since).
+M.CHAIN_CACHE_MAX, M.CHAIN_CACHE_SECONDS = chaincache.MAX, chaincache.SECONDS
+
 function M.chain_result(cache, pem, opts, now)
   local key = table.concat({ pem, opts.name or "", opts.ca_file or "" }, "\0")
-  now = now or core.time()
-  local e = cache.entries[key]
-  if e and now - e.at < M.CHAIN_CACHE_SECONDS then
-    local crossed = false
-    for _, b in ipairs(e.bounds) do
-      if b > e.at and b <= now then crossed = true break end
-    end
-    if not crossed then return copy(e.result) end
-  end
-  local r, err = core.x509_chain(pem, opts)
-  if not r then return nil, err end
-  cache.decoded = (cache.decoded or 0) + 1
-  if cache.n >= M.CHAIN_CACHE_MAX then cache.entries, cache.n = {}, 0 end
-  local bounds = {}
-  for _, c in ipairs(r.certificates) do
-    for _, b in ipairs { c.not_before or false, c.not_after or false } do
-      if b then bounds[#bounds + 1] = b end
-    end
-  end
-  if not cache.entries[key] then cache.n = cache.n + 1 end
-  cache.entries[key] = { result = copy(r), at = now, bounds = bounds }
-  return r
+  return chaincache.get(cache, key, now or core.time(), function() return core.x509_chain(pem, opts) end,
+    function(r) return chaincache.bounds(r.certificates) end)
 end
 
 -- The presented chain: fields and verification from one decode.
@@ -568,7 +538,7 @@ function M.run(t, ctx, env)
   local cname = env.mx and type(env.mx.dns) == "table" and env.mx.dns.cname
   if type(cname) == "table" and #cname > 0 then session.canonical = sni_of(cname[#cname]) end
   if ctx.options.chain_cache ~= false then
-    ctx.cache.chains = ctx.cache.chains or { entries = {}, n = 0 }
+    ctx.cache.chains = ctx.cache.chains or chaincache.new()
     session.chains = ctx.cache.chains
   end
   local s = run_session(session)
