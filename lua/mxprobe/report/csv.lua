@@ -61,15 +61,8 @@ local function row(values)
 end
 
 local function regimes(q)
-  if not q.regimes then return nil end
-  local seen, list = {}, {}
-  for _, r in ipairs(q.regimes) do
-    if type(r) == "table" and type(r.regime) == "string" and not seen[r.regime] then
-      seen[r.regime] = true
-      list[#list + 1] = r.regime
-    end
-  end
-  return table.concat(list, " ")
+  local list = view.regime_names(q)
+  return list and table.concat(list, " ")
 end
 
 function M.render(facts_list, judgement_list, opts)

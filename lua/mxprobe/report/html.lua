@@ -327,15 +327,8 @@ local function charts(qs, now)
 end
 
 local function regime_text(q)
-  if not q.regimes then return DASH end
-  local seen, list = {}, {}
-  for _, r in ipairs(q.regimes) do
-    if type(r) == "table" and type(r.regime) == "string" and not seen[r.regime] then
-      seen[r.regime] = true
-      list[#list + 1] = r.regime
-    end
-  end
-  return #list > 0 and esc(table.concat(list, ", ")) or DASH
+  local list = view.regime_names(q)
+  return list and #list > 0 and esc(table.concat(list, ", ")) or DASH
 end
 
 local function worst_codes(q, n)

@@ -165,6 +165,21 @@ local function by_worst(a, b)
   return tostring(a.code) < tostring(b.code)
 end
 
+--- The regimes of a query's MX hosts, each once, in MX order (a list of
+-- names); nil when its judgement has no regimes (saved by an older
+-- version).
+function M.regime_names(q)
+  if type(q.regimes) ~= "table" then return nil end
+  local seen, list = {}, {}
+  for _, r in ipairs(q.regimes) do
+    if type(r) == "table" and type(r.regime) == "string" and not seen[r.regime] then
+      seen[r.regime] = true
+      list[#list + 1] = r.regime
+    end
+  end
+  return list
+end
+
 function M.query(facts, j, opts)
   opts = opts or {}
   facts = tab(facts) or {}
