@@ -733,6 +733,28 @@ static int verify_cb(int ok, X509_STORE_CTX *ctx)
 	return 1;
 }
 
+/* X509_verify_cert on g->ctx with the error-collecting callback; a
+ * failure the callback did not see (internal) is recorded too. Returns
+ * X509_verify_cert's result. */
+static int run_verify(struct guard *g)
+{
+	int ret;
+
+	X509_STORE_CTX_set_verify_cb(g->ctx, verify_cb);
+	X509_STORE_CTX_set_app_data(g->ctx, g);
+	ret = X509_verify_cert(g->ctx);
+	if (ret != 1 && g->nerr == 0) {
+		struct verr *v = &g->err[g->nerr++];
+		v->error = X509_STORE_CTX_get_error(g->ctx);
+		if (v->error == X509_V_OK)
+			v->error = X509_V_ERR_UNSPECIFIED;
+		v->depth = X509_STORE_CTX_get_error_depth(g->ctx);
+		v->last_presented = 0;
+	}
+	ERR_clear_error();
+	return ret;
+}
+
 static void push_error(lua_State *L, const struct verr *v)
 {
 	lua_createtable(L, 0, 3);
@@ -813,19 +835,7 @@ static int verify_chain(lua_State *L, struct guard *g, const struct vopts *o,
 	X509_VERIFY_PARAM_set_auth_level(param, 2);
 	if (o->have_time)
 		X509_VERIFY_PARAM_set_time(param, (time_t)o->when);
-	X509_STORE_CTX_set_verify_cb(g->ctx, verify_cb);
-	X509_STORE_CTX_set_app_data(g->ctx, g);
-	ret = X509_verify_cert(g->ctx);
-	if (ret != 1 && g->nerr == 0) {
-		/* failed without reporting through the callback (internal) */
-		struct verr *v = &g->err[g->nerr++];
-		v->error = X509_STORE_CTX_get_error(g->ctx);
-		if (v->error == X509_V_OK)
-			v->error = X509_V_ERR_UNSPECIFIED;
-		v->depth = X509_STORE_CTX_get_error_depth(g->ctx);
-		v->last_presented = 0;
-	}
-	ERR_clear_error();
+	ret = run_verify(g);
 	if (o->name != NULL)
 		name_match = X509_check_host(sk_X509_value(g->chain, 0), o->name,
 		    o->namelen, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1;
@@ -1079,18 +1089,7 @@ static void dane_ta_verify(lua_State *L, struct guard *g, int ta, int nnames,
 	X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
 	if (have_time)
 		X509_VERIFY_PARAM_set_time(param, (time_t)when);
-	X509_STORE_CTX_set_verify_cb(g->ctx, verify_cb);
-	X509_STORE_CTX_set_app_data(g->ctx, g);
-	ret = X509_verify_cert(g->ctx);
-	if (ret != 1 && g->nerr == 0) {
-		struct verr *v = &g->err[g->nerr++];
-		v->error = X509_STORE_CTX_get_error(g->ctx);
-		if (v->error == X509_V_OK)
-			v->error = X509_V_ERR_UNSPECIFIED;
-		v->depth = X509_STORE_CTX_get_error_depth(g->ctx);
-		v->last_presented = 0;
-	}
-	ERR_clear_error();
+	ret = run_verify(g);
 	X509_STORE_CTX_free(g->ctx);
 	g->ctx = NULL;
 	sk_X509_free(g->untrusted);

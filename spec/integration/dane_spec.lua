@@ -4,7 +4,6 @@
 -- facts (mx[i].tlsa, targets[i].dane) and the exact findings of check dane,
 -- the regime of its MX and the certificate rule's severities.
 local mxprobe = require "mxprobe"
-local facts_mod = require "mxprobe.facts"
 local lab = require "support.lab"
 local tlsa = require "mxprobe.gather.tlsa"
 
@@ -42,12 +41,7 @@ describe("DANE on the lab #integration", function()
   end)
 
   it("gathers facts that the schema validates, for every DANE scenario", function()
-    for _, d in ipairs(DOMAINS) do
-      local ok, errs = facts_mod.validate(F[d])
-      assert.is_true(ok, d .. ": " .. table.concat(errs or {}, "; "))
-      local back = assert(facts_mod.decode(facts_mod.encode(F[d])))[1]
-      assert.is_true((facts_mod.validate(back)), d .. " after JSON")
-    end
+    lab.assert_valid_facts(F, DOMAINS)
   end)
 
   it("matches DANE-EE 3 1 1 against the leaf's key: a secure answer, one record, SNI the MX name", function()

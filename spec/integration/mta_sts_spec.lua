@@ -4,7 +4,6 @@
 -- the lab's Postfix servers. Each scenario: its facts, and its exact
 -- mta_sts.* and tls_rpt.* findings (code, state, severity, target).
 local mxprobe = require "mxprobe"
-local facts_mod = require "mxprobe.facts"
 local lab = require "support.lab"
 
 local DOMAINS = {
@@ -44,12 +43,7 @@ describe("MTA-STS and TLS-RPT on the lab #integration", function()
   local function sts(d) return F[d].mta_sts end
 
   it("gathers facts the schema validates, for every scenario, and through JSON", function()
-    for _, d in ipairs(DOMAINS) do
-      local ok, errs = facts_mod.validate(F[d])
-      assert.is_true(ok, d .. ": " .. table.concat(errs or {}, "; "))
-      local back = assert(facts_mod.decode(facts_mod.encode(F[d])))[1]
-      assert.is_true((facts_mod.validate(back)), d .. " after JSON")
-    end
+    lab.assert_valid_facts(F, DOMAINS)
   end)
 
   it("enforce, every MX listed: the policy applies and the MX passes", function()

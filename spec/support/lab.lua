@@ -29,6 +29,19 @@ function M.cli(args)
   return out, stderr, status
 end
 
+--- Asserts that the facts of each of `names` (facts_by_name[name]) are
+-- what the schema validates, and still are after a JSON round trip: what
+-- --facts writes is what --from-facts reads.
+function M.assert_valid_facts(facts_by_name, names)
+  local facts_mod = require "mxprobe.facts"
+  for _, d in ipairs(names) do
+    local ok, errs = facts_mod.validate(facts_by_name[d])
+    assert(ok, d .. ": " .. table.concat(errs or {}, "; "))
+    local back = assert(facts_mod.decode(facts_mod.encode(facts_by_name[d])))[1]
+    assert(facts_mod.validate(back), d .. " after JSON")
+  end
+end
+
 function M.lab_args()
   return ("--resolver %s --ca-file %s --timeout 5"):format(M.RESOLVER, M.CA_FILE)
 end
