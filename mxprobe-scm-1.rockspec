@@ -35,6 +35,7 @@ build = {
         "csrc/core.c", "csrc/err.c", "csrc/net.c", "csrc/smtp.c", "csrc/dns.c", "csrc/tls.c", "csrc/x509.c",
         "csrc/poller.c", "csrc/random.c", "csrc/http.c",
         "csrc/proc.c", "csrc/lines.c", -- bulk CLI
+        "csrc/spawn.c", -- workers
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       incdirs = { "csrc", "$(LIBTLS_INCDIR)", "$(LDNS_INCDIR)", "$(OPENSSL_INCDIR)" },
@@ -66,6 +67,9 @@ build = {
     ["mxprobe.cli.queries"] = "lua/mxprobe/cli/queries.lua",
     ["mxprobe.cli.resume"] = "lua/mxprobe/cli/resume.lua",
     ["mxprobe.cli.results"] = "lua/mxprobe/cli/results.lua",
+    -- workers: --workers N, the slot broker
+    ["mxprobe.cli.workers"] = "lua/mxprobe/cli/workers.lua",
+    ["mxprobe.broker"] = "lua/mxprobe/broker.lua",
     ["mxprobe.conn"] = "lua/mxprobe/conn.lua",
     ["mxprobe.dns"] = "lua/mxprobe/dns.lua",
     ["mxprobe.facts"] = "lua/mxprobe/facts.lua",
