@@ -404,6 +404,10 @@ function M.worker_main()
     say("options that are not a JSON object")
     return 3
   end
+  -- JSON has one kind of number: the integer options come back as floats
+  for k, v in pairs(opts) do
+    if math.type(v) == "float" and math.tointeger(v) then opts[k] = math.tointeger(v) end
+  end
 
   local dead = nil         -- why the coordinator is gone
   local ended = false      -- "E" came (or the end)
