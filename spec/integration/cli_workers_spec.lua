@@ -328,3 +328,55 @@ describe("core.spawn #integration", function()
     core.waitpid(pid, true)
   end)
 end)
+
+describe("the coordinator and a broken worker #integration", function()
+  local workers = require "mxprobe.cli.workers"
+
+  -- runs two queries through one fake worker (a shell script on fd 3);
+  -- returns the facts by query and how long it took
+  local function with_worker(script)
+    local got = {}
+    local t0 = core.now()
+    -- (no lab needed: nothing gets as far as the network)
+    local opts = { resolver = lab.RESOLVER, ehlo_name = "client.mxprobe.test" }
+    local n = assert(workers.probe_many({ "a.example.test", "b.example.test" }, opts, function(f)
+      got[f.query] = f
+    end, nil, { workers = 1, command = { "sh", "-c", script } }))
+    return got, n, core.now() - t0
+  end
+
+  local function assert_broken(script, why)
+    local got, n, took = with_worker(script)
+    assert.equal(2, n)
+    for _, q in ipairs { "a.example.test", "b.example.test" } do
+      assert.equal("mxprobe.facts/2", got[q].schema)
+      assert.matches("^worker 1 %(pid %d+%) died: " .. why:gsub("%p", "%%%0") .. "$", got[q].error)
+      assert.same({}, got[q].targets)
+    end
+    assert.is_true(took < 2000, ("took %.0f ms"):format(took))   -- killed, not waited for
+  end
+
+  it("ends a worker that sends a malformed line; its queries get an error", function()
+    assert_broken(("read o <&3; read q <&3; echo 'A evil.example|25' >&3; sleep 5"),
+      "malformed message: A: not an address|port key")
+  end)
+
+  it("ends a worker that releases a slot it does not hold", function()
+    assert_broken(("read o <&3; read q <&3; echo 'R 127.0.0.1|25' >&3; sleep 5"),
+      "release of a slot not held: 127.0.0.1|25")
+  end)
+
+  it("ends a worker that sends facts of a query it was not given", function()
+    assert_broken(([[read o <&3; read q <&3; echo 'F 99 {"schema":"mxprobe.facts/2"}' >&3; sleep 5]]),
+      "facts of a query it did not have")
+  end)
+
+  it("ends a worker whose line never ends (too long)", function()
+    assert_broken(("read o <&3; read q <&3; head -c 17000000 /dev/zero >&3 2>/dev/null; sleep 5"),
+      "its channel broke: channel: line too long")
+  end)
+
+  it("reports a worker that exits with its queries unanswered", function()
+    assert_broken(("read o <&3; read q <&3; exit 7"), "exit status 7")
+  end)
+end)
