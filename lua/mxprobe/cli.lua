@@ -435,7 +435,12 @@ end
 -- into "interrupted" and 130/143.
 function M.main(argv)
   -- workers: a worker process (started by a coordinator, never by a user)
-  if argv[1] == workers.WORKER_ARG and argv[2] == nil then return workers.worker_main() end
+  if argv[1] == workers.WORKER_ARG and argv[2] == nil then
+    local ok, status = xpcall(workers.worker_main, debug.traceback)
+    if ok then return status end
+    io.stderr:write("mxprobe worker: internal error: ", tostring(status):match("^[^\n]*"), "\n")
+    return EXIT_UNKNOWN
+  end
   core.signal_catch()
   local ok, status = xpcall(M.run, debug.traceback, argv)
   if not ok then

@@ -56,6 +56,7 @@ M.KEY_MAX = 80                      -- bytes of "address|port"
 M.ID_MAX = 2 ^ 53
 local FAR = 3600000                 -- ms: a wait that only an event ends
 local END_WAIT_MS = 2000            -- a worker's time to exit once told
+local TICK_MS = 250                 -- longest sleep of the --rate-per-address timer
 
 ------------------------------------------------------------------------
 -- the protocol (pure)
@@ -331,7 +332,9 @@ function M.probe_many(source, opts, sink, with_loop, o)
         while not finished do
           local due = b:next_due()
           if due then
-            loop.wait(nil, 0, due)
+            -- at most TICK_MS: a key queued later may be due earlier, and
+            -- the end of the run does not wait for a far due time
+            loop.wait(nil, 0, math.min(due, core.now() + TICK_MS))
             b:tick()
           else
             timer_parked = true
