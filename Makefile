@@ -26,7 +26,8 @@ LIBFLAG  ?= -shared
 
 SRCS  = csrc/core.c csrc/err.c csrc/net.c csrc/smtp.c csrc/dns.c csrc/tls.c \
         csrc/x509.c csrc/poller.c csrc/random.c csrc/http.c \
-        csrc/proc.c csrc/lines.c csrc/sys.c
+        csrc/proc.c csrc/lines.c csrc/sys.c \
+        csrc/spawn.c
 BUILD ?= build
 SO    = $(BUILD)/mxprobe/core.so
 

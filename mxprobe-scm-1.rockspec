@@ -36,6 +36,7 @@ build = {
         "csrc/poller.c", "csrc/random.c", "csrc/http.c",
         "csrc/proc.c", "csrc/lines.c", -- bulk CLI
         "csrc/sys.c", -- robustness (issue 12)
+        "csrc/spawn.c", -- workers
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       incdirs = { "csrc", "$(LIBTLS_INCDIR)", "$(LDNS_INCDIR)", "$(OPENSSL_INCDIR)" },
@@ -71,6 +72,9 @@ build = {
     ["mxprobe.cli.queries"] = "lua/mxprobe/cli/queries.lua",
     ["mxprobe.cli.resume"] = "lua/mxprobe/cli/resume.lua",
     ["mxprobe.cli.results"] = "lua/mxprobe/cli/results.lua",
+    -- workers: --workers N, the slot broker
+    ["mxprobe.cli.workers"] = "lua/mxprobe/cli/workers.lua",
+    ["mxprobe.broker"] = "lua/mxprobe/broker.lua",
     ["mxprobe.conn"] = "lua/mxprobe/conn.lua",
     ["mxprobe.dns"] = "lua/mxprobe/dns.lua",
     ["mxprobe.facts"] = "lua/mxprobe/facts.lua",

@@ -45,6 +45,7 @@ static void push_limits(lua_State *L)
 		{"http_headers_max", MXP_HTTP_HEADERS_MAX},
 		{"http_chunk_line_max", MXP_HTTP_CHUNK_LINE_MAX},
 		{"list_line_max", MXP_LIST_LINE_MAX},   /* bulk CLI */
+		{"channel_line_max", MXP_CHANNEL_LINE_MAX},   /* workers */
 	};
 	size_t i;
 
@@ -69,6 +70,7 @@ int luaopen_mxprobe_core(lua_State *L)
 	mxp_proc_open(L);   /* bulk CLI: tty, signals, truncate */
 	mxp_lines_open(L);  /* bulk CLI: query lists */
 	mxp_sys_open(L);       /* robustness (issue 12) */
+	mxp_spawn_open(L);  /* workers: processes, channels */
 	push_limits(L);
 	lua_setfield(L, -2, "limits");
 	push_library_versions(L);

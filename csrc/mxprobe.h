@@ -25,6 +25,7 @@
 #define MXP_X509_GUARD_MT "mxprobe.x509.guard"    /* OpenSSL objects of one call */
 #define MXP_X509_STORE_MT "mxprobe.x509.store"    /* one cached CA store */
 #define MXP_LINES_MT  "mxprobe.lines"             /* bulk CLI: a query list reader */
+#define MXP_CHANNEL_MT "mxprobe.channel"          /* workers: a line channel to a worker */
 
 /* registry fields */
 #define MXP_TLS_CONFIGS_KEY "mxprobe.tls.configs"   /* option key -> config */
@@ -92,6 +93,13 @@
 #ifndef MXP_LIST_LINE_MAX      /* bytes of one line of a query list (bulk CLI) */
 #define MXP_LIST_LINE_MAX 4096
 #endif
+/* workers (--workers N): the coordinator <-> worker channel */
+#ifndef MXP_CHANNEL_LINE_MAX   /* bytes of one message (a query's facts) */
+#define MXP_CHANNEL_LINE_MAX (16 * 1024 * 1024)
+#endif
+#ifndef MXP_CHANNEL_BUF_MAX    /* bytes queued to send on one channel */
+#define MXP_CHANNEL_BUF_MAX (64 * 1024 * 1024)
+#endif
 #ifndef MXP_TEXT_MAX           /* bytes of any one name/field copied out */
 #define MXP_TEXT_MAX 1024
 #endif
@@ -126,6 +134,7 @@ void mxp_proc_open(lua_State *L);   /* proc.c: isatty, SIGINT/SIGTERM, truncate 
 void mxp_lines_open(lua_State *L);  /* lines.c: query lists, a line at a time */
 /* robustness (issue 12) */
 void mxp_sys_open(lua_State *L);    /* sys.c: stat, fd limit, memory-limited resume */
+void mxp_spawn_open(lua_State *L);  /* spawn.c: worker processes and their channels */
 
 /* net.c: the descriptor of a "mxprobe.sock" at stack index idx (raises on
  * anything else, or on a closed socket) */

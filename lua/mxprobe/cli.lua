@@ -18,6 +18,7 @@ local progress = require "mxprobe.cli.progress"
 local results = require "mxprobe.cli.results"
 local text = require "mxprobe.text"
 local loop = require "mxprobe.loop"
+local workers = require "mxprobe.cli.workers"   -- --workers N
 
 local M = {}
 
@@ -43,6 +44,8 @@ ends; after an interruption, the same command with --resume skips what FILE
 already holds. --shard I/N probes this machine's share of the list.
 SIGINT/SIGTERM: no new query starts, those in flight get 5 s to end, every
 line written is complete; "interrupted: N of M done", status 130/143.
+--workers N probes in N processes; this one reads, judges and writes, and
+hands out the --per-address slots, so the cap holds across all of them.
 
 Exit status: 0 ok, 1 warning, 2 critical, 3 could not test, bad usage or
 output that could not be written; 130/143 interrupted.]])
@@ -85,8 +88,13 @@ output that could not be written; 130/143 interrupted.]])
   p:option("--resolver", "DNS resolver to ask (default: first nameserver of /etc/resolv.conf)."):argname("ADDR[:PORT]")
   p:option("--ca-file", "Trust these CA certificates (PEM) instead of the system store."):argname("FILE")
   p:option("--concurrency", "Queries probed at once (default 64)."):argname("N"):convert(math.tointeger)
-  p:option("--per-address", "Simultaneous connections to one address (default 2)."):argname("N")
-    :convert(math.tointeger)
+  p:option("--per-address", "Simultaneous connections to one address (default 2), across all workers.")
+    :argname("N"):convert(math.tointeger)
+  -- workers: every core, one politeness
+  p:option("--workers", "Probe in N processes (default: the number of cores; 1: all in this process); "
+    .. "one coordinator hands out queries and the per-address slots."):argname("N"):convert(math.tointeger)
+  p:option("--rate-per-address", "At most N new connections a minute to one address, across all workers.")
+    :argname("N/MIN")
   -- robustness (issue 12)
   p:flag("--public-only", "Probe only public addresses: loopback, private, link-local and documentation "
     .. "addresses from DNS (or given as [address]) are reported, not probed.")
@@ -163,10 +171,42 @@ local function bulk_usage(args, fmt)
   return { i, n }
 end
 
+-- workers: how a run is spread over processes -- false: in this process
+-- (--workers 1, or nothing to share), or the plan for
+-- mxprobe.cli.workers.probe_many; nil, message for bad usage
+local function workers_plan(args, argv)
+  local n = args.workers or core.ncpu()
+  if math.type(n) ~= "integer" or n < 1 or n > 256 then return nil, "--workers must be 1 to 256" end
+  local interval
+  if args.rate_per_address then
+    local r = tostring(args.rate_per_address)
+    local num = r:match("^(%d+)$") or r:match("^(%d+)/[mM][iI][nN]$")
+    num = math.tointeger(tonumber(num))
+    if not num or num < 1 or num > 60000 then
+      return nil, ("--rate-per-address %s: expected N or N/min, 1 to 60000"):format(shown(r))
+    end
+    interval = 60000 / num
+  end
+  -- no more processes than queries can be in flight (or than queries)
+  n = math.min(n, args.concurrency or probe.defaults.concurrency)
+  if not args.file then n = math.min(n, #args.query) end
+  if args.from_facts or (n <= 1 and not interval) then return false end
+  local lo = 0
+  while argv[lo - 1] ~= nil do lo = lo - 1 end
+  if argv[0] == nil then
+    if interval then return nil, "--rate-per-address needs the mxprobe script (workers)" end
+    return false
+  end
+  local command = {}
+  for i = lo, 0 do command[#command + 1] = argv[i] end
+  command[#command + 1] = workers.WORKER_ARG
+  return { workers = math.max(n, 1), interval = interval, command = command }
+end
+
 -- The run itself, once the usage is checked and the policy loaded: the
 -- queries (arguments, list file, or --from-facts) through shard and resume
 -- into probe_many, each result to its output as it ends; progress, signals.
-local function run_queries(args, fmt, shard, policy)
+local function run_queries(args, fmt, shard, policy, plan)
   local to_stdout = not args.output or args.output == "-"
   -- from here on SIGINT/SIGTERM end the run in order, not in mid-write:
   -- the first stops new queries and gives those in flight a grace period,
@@ -319,7 +359,11 @@ local function run_queries(args, fmt, shard, policy)
     if q ~= nil then prog:started() end
     return q
   end
-  local n, perr = mxprobe.probe_many(next_query, probe_options(args), function(f, i)
+  local probe_many = mxprobe.probe_many
+  if plan then   -- --workers N: the same contract, in N processes
+    probe_many = function(src, o, sink, wl) return workers.probe_many(src, o, sink, wl, plan) end
+  end
+  local n, perr = probe_many(next_query, probe_options(args), function(f, i)
     if R.werr then return end
     local ok, err = R.emit(f, i)
     if not ok then
@@ -387,13 +431,22 @@ function M.run(argv)
     end
   end
 
-  return run_queries(args, fmt, shard or nil, policy)
+  local plan, werr = workers_plan(args, argv)
+  if plan == nil then return fail(werr) end
+  return run_queries(args, fmt, shard or nil, policy, plan or nil)
 end
 
 --- Runs the CLI, turning any internal error into one line and status 3,
 -- and SIGINT/SIGTERM (caught from the start: never Lua's "interrupted!")
 -- into "interrupted" and 130/143.
 function M.main(argv)
+  -- workers: a worker process (started by a coordinator, never by a user)
+  if argv[1] == workers.WORKER_ARG and argv[2] == nil then
+    local ok, status = xpcall(workers.worker_main, debug.traceback)
+    if ok then return status end
+    io.stderr:write("mxprobe worker: internal error: ", tostring(status):match("^[^\n]*"), "\n")
+    return EXIT_UNKNOWN
+  end
   core.signal_catch()
   local ok, status = xpcall(M.run, debug.traceback, argv)
   if not ok then

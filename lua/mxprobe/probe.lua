@@ -220,6 +220,14 @@ local function broken_facts(qstr, ctx, err)
   return f
 end
 
+--- Facts of a query that could not be probed at all, message saying why
+-- (workers: the worker process that had it died); ctx from mxprobe.run.new.
+function M.failed_facts(qstr, ctx, message)
+  local f = new_facts(qstr, ctx)
+  f.kind, f.error, f.finished = "domain", message, core.time()
+  return f
+end
+
 --- Probes one query; returns facts, or nil, message for bad options.
 function M.probe(qstr, opts)
   local ctx, err = new_ctx(opts)

@@ -3,6 +3,13 @@
 --   run.options(opts) -> options (defaults merged, checked) | nil, message
 --   run.new(opts)     -> ctx | nil, message
 --
+-- Two fields of opts are not options but parts of the context (workers,
+-- issue 10): opts.slot_provider, a function(address, port) -> slot with
+-- :acquire() and :release() that replaces the in-process semaphore of
+-- Ctx:semaphore (a worker process asks its coordinator for slots, so the
+-- cap holds across processes); opts.run_id, the run identity shared by the
+-- worker processes of one run.
+--
 -- The context is what gatherers share during one run (one probe or one
 -- probe_many): the checked options, the resolver, the per-address
 -- connection caps, caches, and the prober's identity that goes
@@ -142,11 +149,18 @@ Ctx.__index = Ctx
 function M.new(opts)
   local o, err = M.options(opts)
   if not o then return nil, err end
-  local id = core.random_bytes(16):gsub(".", function(c) return ("%02x"):format(c:byte()) end)
+  -- workers: the slot provider and run id are context, not options
+  local provider, run_id = o.slot_provider, o.run_id
+  o.slot_provider, o.run_id = nil, nil
+  if run_id ~= nil and (type(run_id) ~= "string" or not run_id:match("^%x+$") or #run_id > 64) then
+    return nil, "run_id must be a hex string"
+  end
+  local id = run_id or core.random_bytes(16):gsub(".", function(c) return ("%02x"):format(c:byte()) end)
   return setmetatable({
     options = o,
     resolver = o.resolver_addr,
     slots = {},          -- "address|port" -> semaphore, shared by the run
+    slot_provider = provider,   -- workers: slots from the coordinator (nil: in-process)
     cache = {},          -- per-run caches, one sub-table per gatherer id
     run = {
       id = id,
@@ -158,12 +172,17 @@ function M.new(opts)
 end
 
 --- The connection cap of one destination (per_address simultaneous
--- connections), shared by every probe of the run.
+-- connections), shared by every probe of the run -- and, through a slot
+-- provider, by every worker process of it.
 function Ctx:semaphore(address, port)
   local key = address .. "|" .. port
   local s = self.slots[key]
   if not s then
-    s = loop.semaphore(self.options.per_address)
+    if self.slot_provider then
+      s = self.slot_provider(address, port)
+    else
+      s = loop.semaphore(self.options.per_address)
+    end
     self.slots[key] = s
   end
   return s
