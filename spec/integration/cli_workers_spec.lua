@@ -131,12 +131,13 @@ describe("mxprobe --workers on the lab #integration", function()
 
   it("holds --per-address across workers: Postfix never sees more than 2 sessions from us", function()
     -- postscreen's 2 s greeting makes sessions overlap; it refuses a third
-    -- simultaneous connection from one client with a 421
+    -- simultaneous connection from one client with a 421. One session per
+    -- probe: no version dialogs (--no-tls-versions)
     local q = {}
     for i = 1, 8 do q[i] = "postscreen.example.test" end
     local path = list_file(q)
     local from = mark()
-    local out, _, st = lab.cli(lab.lab_args() .. " --workers 4 --per-address 2 --no-relay-test -f " .. path
+    local out, _, st = lab.cli(lab.lab_args() .. " --workers 4 --per-address 2 --no-relay-test --no-tls-versions -f " .. path
       .. " --format jsonl")
     local list = json_lines(out)
     assert.equal(8, #list)
@@ -153,7 +154,7 @@ describe("mxprobe --workers on the lab #integration", function()
 
     -- the same count catches a cap that lets 3 through: postscreen refuses
     from = mark()
-    local out3 = lab.cli(lab.lab_args() .. " --workers 4 --per-address 3 --no-relay-test -f " .. path
+    local out3 = lab.cli(lab.lab_args() .. " --workers 4 --per-address 3 --no-relay-test --no-tls-versions -f " .. path
       .. " --format jsonl")
     assert.equal(8, #json_lines(out3))
     local most3, connects3, refused3 = postscreen_sessions(wait_sessions(from, 8))
@@ -260,11 +261,12 @@ describe("mxprobe --workers on the lab #integration", function()
   end)
 
   it("spaces the connections to one address with --rate-per-address", function()
-    -- single: one MX, 127.0.1.1; three probes at 60/min start a second apart
+    -- single: one MX, 127.0.1.1; three probes at 60/min start a second
+    -- apart (one connection each: no version dialogs)
     local q = { "single.example.test", "SINGLE.example.test", "single.example.test." }
     local path = list_file(q)
     local t0 = core.now()
-    local out, _, st = lab.cli(lab.lab_args() .. " --workers 2 --rate-per-address 60/min --no-relay-test -f "
+    local out, _, st = lab.cli(lab.lab_args() .. " --workers 2 --rate-per-address 60/min --no-relay-test --no-tls-versions -f "
       .. path .. " --format jsonl")
     local took = core.now() - t0
     os.remove(path)
