@@ -4,20 +4,10 @@
 -- 2 critical, 3 could not test (also: bad usage, unreadable files).
 
 local argparse = require "argparse"
-local mxprobe = require "mxprobe"
-local facts_io = require "mxprobe.facts"
-local probe = require "mxprobe.probe"
-local pol = require "mxprobe.policy"
 local core = require "mxprobe.core"
 local formats = require "mxprobe.report.formats"
-local report_json = require "mxprobe.report.json"
-local queries = require "mxprobe.cli.queries"
-local output = require "mxprobe.cli.output"
-local resume = require "mxprobe.cli.resume"
-local progress = require "mxprobe.cli.progress"
-local results = require "mxprobe.cli.results"
-local text = require "mxprobe.text"
-local loop = require "mxprobe.loop"
+-- start-up (issue 10 part 5): the other modules are required where they
+-- are used, so --version and --help load none of the probing and judging
 
 local M = {}
 
@@ -87,7 +77,7 @@ output that could not be written; 130/143 interrupted.]])
   p:option("--per-address", "Simultaneous connections to one address (default 2)."):argname("N")
     :convert(math.tointeger)
   p:flag("--version", "Print the version and exit."):action(function()
-    print("mxprobe " .. mxprobe.VERSION)
+    print("mxprobe " .. require("mxprobe.version"))
     os.exit(0)
   end)
   return p
@@ -136,12 +126,14 @@ end
 -- a user's path or a list's text in a message on stderr: valid UTF-8, no
 -- control characters (a terminal must not take them as commands)
 local function shown(s)
+  local text = require "mxprobe.text"
   return (text.utf8(tostring(s)):gsub("%c", "?"))
 end
 
 -- bulk CLI: the usage of -o, --resume, --progress and --shard; returns
 -- the shard {i, n} (false: none), or nil, message
 local function bulk_usage(args, fmt)
+  local queries = require "mxprobe.cli.queries"
   if args.resume and not (args.output and args.output ~= "-" and STREAMING[fmt]) then
     return nil, "--resume needs -o FILE and --format jsonl or facts"
   end
@@ -161,6 +153,15 @@ end
 -- queries (arguments, list file, or --from-facts) through shard and resume
 -- into probe_many, each result to its output as it ends; progress, signals.
 local function run_queries(args, fmt, shard, policy)
+  local mxprobe = require "mxprobe"
+  local facts_io = require "mxprobe.facts"
+  local report_json = require "mxprobe.report.json"
+  local queries = require "mxprobe.cli.queries"
+  local output = require "mxprobe.cli.output"
+  local resume = require "mxprobe.cli.resume"
+  local progress = require "mxprobe.cli.progress"
+  local results = require "mxprobe.cli.results"
+  local loop = require "mxprobe.loop"
   local to_stdout = not args.output or args.output == "-"
   -- from here on SIGINT/SIGTERM end the run in order, not in mid-write:
   -- the first stops new queries and gives those in flight a grace period,
@@ -358,6 +359,8 @@ function M.run(argv)
   local shard, berr = bulk_usage(args, fmt)
   if shard == nil then return fail(berr) end
 
+  local probe = require "mxprobe.probe"
+  local pol = require "mxprobe.policy"
   -- bad queries and a broken policy are told before a whole probe run
   for _, q in ipairs(args.query) do
     local ok, err = probe.parse_query(q, args.host)

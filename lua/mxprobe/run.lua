@@ -15,7 +15,7 @@ local dns = require "mxprobe.dns"
 
 local M = {}
 
-M.VERSION = "0.2.0"
+M.VERSION = require "mxprobe.version"   -- one place: bin/mxprobe --version reads it alone
 
 M.defaults = {
   port = 25,
