@@ -39,7 +39,7 @@ broke (a process failed, lines missing, the lab did not start).
 
 Knobs (environment): BENCH_BULK_DOMAINS, BENCH_BULK_ADDRS, BENCH_BULK_SLOW_ADDRS,
 BENCH_BULK_CONC, BENCH_BULK_PER_ADDRESS (2), BENCH_BULK_TPUT, BENCH_BULK_IDLE,
-BENCH_BULK_IDLE_RUNS (3), BENCH_BULK_RSS_QUERIES, BENCH_BULK_PEER,
+BENCH_BULK_IDLE_RUNS (5), BENCH_BULK_RSS_QUERIES, BENCH_BULK_PEER,
 BENCH_BULK_DELAY_MS (25), BENCH_BULK_GREET (6); 0 skips a part (DOMAINS,
 TPUT, IDLE, RSS_QUERIES, PEER). Paths: LUA (lua5.4), BENCH_FLOOR
 (build/bench/floor), BUILD (build).
@@ -75,7 +75,7 @@ K = {
     "per_address": knob("BENCH_BULK_PER_ADDRESS", 2),
     "tput": knob("BENCH_BULK_TPUT", 800),
     "idle": knob("BENCH_BULK_IDLE", 10000),
-    "idle_runs": knob("BENCH_BULK_IDLE_RUNS", 3),
+    "idle_runs": knob("BENCH_BULK_IDLE_RUNS", 5),
     "rss_queries": knob("BENCH_BULK_RSS_QUERIES", 100000),
     "peer": knob("BENCH_BULK_PEER", 50),
     "delay_ms": knob("BENCH_BULK_DELAY_MS", 25),
