@@ -27,13 +27,13 @@ counters on stderr when it ends.
 """
 import argparse
 import asyncio
+import collections
 import ipaddress
 import os
 import signal
 import sys
 import time
 
-CHUNK = 65536
 GREETING = b"220-bench greeting delay (postscreen-style, bench/relay.py)\r\n"
 
 stats = {"conns": 0, "chunks": 0, "bytes": 0, "errors": 0}
@@ -43,77 +43,151 @@ def loopback(addr):
     return ipaddress.ip_address(addr).is_loopback
 
 
-async def pump(reader, writer, delay, on_error, first_extra=0.0, hold_until=None):
-    """Copies reader to writer, each chunk delivered `delay` s after it was
-    read (order kept); the first chunk also waits first_extra s and, when
-    set, until hold_until (a loop time). Never raises: an error (a reset, a
-    broken pipe) calls on_error(), which aborts both connections."""
-    loop = asyncio.get_running_loop()
-    queue = asyncio.Queue()
+class Direction:
+    """One direction of a relayed connection: chunks written to `dst`
+    (a transport) `delay` s after they were read, in order; EOF as a
+    half-close, CLOSE (the source went away) as a close or an abort."""
 
-    async def deliver():
-        first = True
-        while True:
-            due, data = await queue.get()
-            if first:
-                due += first_extra
-                if hold_until is not None and due < hold_until:
-                    due = hold_until
-                first = False
-            wait = due - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            if data is None:          # EOF: half-close this direction
-                if writer.can_write_eof():
-                    writer.write_eof()
-                await writer.drain()
+    def __init__(self, loop, delay, first_extra=0.0, hold_until=None):
+        self.loop, self.delay = loop, delay
+        self.first_extra, self.hold_until = first_extra, hold_until
+        self.dst = None
+        self.queue = collections.deque()
+        self.timer = None
+        self.first = True
+        self.eof_sent = False
+        self.on_eof = None
+
+    def push(self, item):
+        due = self.loop.time() + self.delay
+        if self.first:
+            self.first = False
+            due += self.first_extra
+            if self.hold_until is not None and due < self.hold_until:
+                due = self.hold_until
+        elif self.queue and due < self.queue[-1][0]:
+            due = self.queue[-1][0]        # never before what is already waiting
+        self.queue.append((due, item))
+        self.arm()
+
+    def arm(self):
+        if self.timer is None and self.queue and self.dst is not None:
+            self.timer = self.loop.call_at(self.queue[0][0], self.flush)
+
+    def attach(self, dst):
+        self.dst = dst
+        self.arm()
+
+    def flush(self):
+        self.timer = None
+        now = self.loop.time()
+        while self.queue and self.queue[0][0] <= now:
+            _, item = self.queue.popleft()
+            if self.dst.is_closing():
+                self.queue.clear()
                 return
-            writer.write(data)
-            stats["chunks"] += 1
-            stats["bytes"] += len(data)
-            await writer.drain()
-
-    sender = asyncio.ensure_future(deliver())
-    try:
-        while True:
-            data = await reader.read(CHUNK)
-            queue.put_nowait((loop.time() + delay, data or None))
-            if not data:
-                break
-        await sender
-    except (ConnectionError, OSError):
-        stats["errors"] += 1
-        sender.cancel()
-        on_error()
+            if item is EOF:
+                if self.dst.can_write_eof():
+                    self.dst.write_eof()
+                self.eof_sent = True
+                if self.on_eof:
+                    self.on_eof()
+            elif item is CLOSE:
+                self.dst.abort()
+            else:
+                self.dst.write(item)
+                stats["chunks"] += 1
+                stats["bytes"] += len(item)
+        self.arm()
 
 
-async def handle(cr, cw, listen, upstream, greet, delay, greet_s):
-    stats["conns"] += 1
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    try:
-        # from the listener's own address: Postfix counts connections per
-        # client address (smtpd_client_connection_count_limit, 50), and each
-        # listener stands for one MX host's clients, not all of them at once
-        ur, uw = await asyncio.open_connection(upstream, 25, local_addr=(listen, 0))
-    except OSError:
-        stats["errors"] += 1
-        cw.transport.abort()
-        return
+EOF = object()
+CLOSE = object()
 
-    def abort():
-        cw.transport.abort()
-        uw.transport.abort()
-    hold = None
-    if greet:
-        await asyncio.sleep(2 * delay)      # the handshake's round trip, then "220-"
-        cw.write(GREETING)
-        hold = t0 + greet_s
-    await asyncio.gather(
-        pump(ur, cw, delay, abort, first_extra=0 if greet else 2 * delay, hold_until=hold),
-        pump(cr, uw, delay, abort))
-    cw.close()
-    uw.close()
+
+class Side(asyncio.Protocol):
+    """One socket of a relayed connection; what it reads goes to `out`."""
+
+    def __init__(self, conn, out):
+        self.conn, self.out = conn, out
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.out.push(data)
+
+    def eof_received(self):
+        self.out.push(EOF)
+        return True                        # keep the other direction open
+
+    def connection_lost(self, exc):
+        if exc is not None:
+            stats["errors"] += 1
+            self.out.push(CLOSE)
+        self.conn.lost(self)
+
+
+class Conn:
+    """A client connection to a listener and its connection upstream."""
+
+    def __init__(self, loop, listen, upstream, greet, delay, greet_s):
+        self.loop = loop
+        t0 = loop.time()
+        # the server's first bytes wait one round trip more (the handshake
+        # the relay's own accept did not cost), or, behind a greeting delay,
+        # until greet_s after the connect
+        self.down = Direction(loop, delay, 0.0 if greet else 2 * delay, t0 + greet_s if greet else None)
+        self.up = Direction(loop, delay)
+        self.down.on_eof = self.up.on_eof = self.maybe_close
+        self.client = Side(self, self.up)
+        self.server = None
+        self.greet, self.delay = greet, delay
+        self.listen, self.upstream = listen, upstream
+        self.closed = False
+
+    def start(self):
+        stats["conns"] += 1
+        if self.greet:
+            self.loop.call_later(2 * self.delay, self.greeting)
+        self.loop.create_task(self.connect())
+
+    def greeting(self):
+        if not self.client.transport.is_closing():
+            self.client.transport.write(GREETING)
+
+    async def connect(self):
+        try:
+            # from the listener's own address: Postfix counts connections
+            # per client address (smtpd_client_connection_count_limit, 50),
+            # and each listener stands for one MX host's clients
+            _, self.server = await self.loop.create_connection(
+                lambda: Side(self, self.down), self.upstream, 25, local_addr=(self.listen, 0))
+        except OSError:
+            stats["errors"] += 1
+            self.client.transport.abort()
+            return
+        self.down.attach(self.client.transport)
+        self.up.attach(self.server.transport)
+
+    def maybe_close(self):
+        if self.down.eof_sent and self.up.eof_sent:
+            self.close()
+
+    def lost(self, side):
+        # one socket is gone: the other ends once what is queued for it went
+        other = self.server if side is self.client else self.client
+        if other is None or other.transport is None:
+            return
+        (self.down if other is self.client else self.up).push(CLOSE)
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            for s in (self.client, self.server):
+                if s is not None and s.transport is not None:
+                    s.transport.close()
 
 
 async def main():
@@ -124,6 +198,7 @@ async def main():
     ap.add_argument("--ready")
     a = ap.parse_args()
     delay = a.delay_ms / 1000.0
+    loop = asyncio.get_running_loop()
     servers = []
     with open(a.mapfile) as f:
         for line in f:
@@ -136,14 +211,16 @@ async def main():
                 sys.exit(f"relay: {listen} -> {upstream}: loopback addresses only")
 
             def factory(ls=listen, up=upstream, g=greet):
-                return lambda r, w: handle(r, w, ls, up, g, delay, a.greet)
-            servers.append(await asyncio.start_server(factory(), listen, 25, backlog=1024,
-                                                      reuse_address=True))
+                def make():
+                    c = Conn(loop, ls, up, g, delay, a.greet)
+                    loop.call_soon(c.start)
+                    return c.client
+                return make
+            servers.append(await loop.create_server(factory(), listen, 25, backlog=1024, reuse_address=True))
     if a.ready:
         with open(a.ready, "w") as f:
             f.write("ready\n")
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for s in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(s, stop.set)
     t0 = time.time()
