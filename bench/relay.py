@@ -6,17 +6,21 @@ This machine's kernel has no netem (`tc qdisc add dev lo root netem delay
 is added in user space instead: a TCP relay listening on loopback addresses
 of the bench's range (127.0.60.0/22) that forwards each connection to one of
 the lab's healthy Postfix services and holds every chunk of data DELAY ms in
-each direction (default 25: a 50 ms round trip), in order. It connects from the
-listener's own address (Postfix limits connections per client address). TCP semantics
-are kept: bytes in order, nothing merged out of order, a half-close
-(shutdown of one direction) is passed on after the same delay, a reset or
-error closes both sides. The TCP handshake to the relay itself completes at
-once, so the relay holds the server's first bytes one round trip more (what
-the SYN / SYN-ACK would have cost).
+each direction (default 25: a 50 ms round trip), in order. It connects
+from the listener's own address (Postfix limits connections per client
+address). TCP semantics are kept: bytes in order, a half-close (shutdown
+of one direction) is passed on after the same delay, a reset or error on
+one side aborts the other once what was queued for it is delivered. The
+TCP handshake to the relay itself completes at once, so the relay holds
+the server's first bytes one round trip more (what the SYN / SYN-ACK would
+have cost). No flow control beyond the kernel's buffers: SMTP replies and
+commands are small. asyncio protocols and one timer per direction (not
+streams): the relay shares the machine's two cores with client and servers.
 
 "Greeting delay" listeners behave like postscreen in front of the server
-(as the lab's 127.0.9.1 does, 6 s instead of 2): "220-" sent at once, the
-server's own banner (the final "220 " line) after GREET seconds.
+(as the lab's 127.0.9.1 does, 6 s instead of 2): "220-" sent one round trip
+after the connect, the server's own banner (the final "220 " line) GREET
+seconds after it.
 
     relay.py MAPFILE [--delay-ms 25] [--greet 6] [--ready FILE]
 
