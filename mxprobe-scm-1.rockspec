@@ -27,6 +27,10 @@ external_dependencies = {
   LDNS = { header = "ldns/ldns.h", library = "ldns" },
   OPENSSL = { header = "openssl/x509.h", library = "crypto" },
 }
+-- start-up (issue 10 part 5): bin/mxprobe is installed as it is, not in a
+-- wrapper that loads luarocks.loader on every run; it falls back to the
+-- loader itself when the modules are outside the plain Lua paths
+deploy = { wrap_bin_scripts = false }
 build = {
   type = "builtin",
   modules = {
@@ -109,6 +113,7 @@ build = {
     ["mxprobe.report.csv"] = "lua/mxprobe/report/csv.lua",
     ["mxprobe.report.nagios"] = "lua/mxprobe/report/nagios.lua",
     ["mxprobe.run"] = "lua/mxprobe/run.lua",
+    ["mxprobe.version"] = "lua/mxprobe/version.lua", -- start-up (issue 10 part 5)
     ["mxprobe.schema"] = "lua/mxprobe/schema.lua",
     ["mxprobe.score"] = "lua/mxprobe/score.lua",
     ["mxprobe.regime"] = "lua/mxprobe/regime.lua",   -- DANE: the regime per MX

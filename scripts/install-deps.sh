@@ -14,6 +14,8 @@ PKGS="$PKGS chromium"
 PKGS="$PKGS nginx"
 # bulk CLI: the Kubernetes example's spec reads its YAML
 PKGS="$PKGS python3-yaml"
+# bulk bench (issue 10 part 5): swaks in the peer baseline's loop (bench/peer-loop.sh)
+PKGS="$PKGS swaks"
 
 missing=""
 for p in $PKGS; do

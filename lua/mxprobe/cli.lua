@@ -4,27 +4,18 @@
 -- 2 critical, 3 could not test (also: bad usage, unreadable files).
 
 local argparse = require "argparse"
-local mxprobe = require "mxprobe"
-local facts_io = require "mxprobe.facts"
-local probe = require "mxprobe.probe"
-local pol = require "mxprobe.policy"
 local core = require "mxprobe.core"
 local formats = require "mxprobe.report.formats"
-local report_json = require "mxprobe.report.json"
-local queries = require "mxprobe.cli.queries"
-local output = require "mxprobe.cli.output"
-local resume = require "mxprobe.cli.resume"
-local progress = require "mxprobe.cli.progress"
-local results = require "mxprobe.cli.results"
-local text = require "mxprobe.text"
-local loop = require "mxprobe.loop"
-local workers = require "mxprobe.cli.workers"   -- --workers N
+-- start-up (issue 10 part 5): the other modules are required where they
+-- are used, so --version and --help load none of the probing and judging
 
 local M = {}
 
 local EXIT_UNKNOWN = 3
 local SIGNAL_GRACE_MS = 5000   -- in-flight queries get this long to end after SIGINT/SIGTERM
 local STREAMING = { jsonl = true, facts = true }   -- written a line at a time
+-- the hidden mode of bin/mxprobe in which a coordinator starts its workers
+M.WORKER_ARG = "--worker-process"
 
 local function parser()
   local p = argparse("mxprobe", "Test the mail transport of domains: MX records, TCP port 25, "
@@ -99,7 +90,7 @@ output that could not be written; 130/143 interrupted.]])
   p:flag("--public-only", "Probe only public addresses: loopback, private, link-local and documentation "
     .. "addresses from DNS (or given as [address]) are reported, not probed.")
   p:flag("--version", "Print the version and exit."):action(function()
-    print("mxprobe " .. mxprobe.VERSION)
+    print("mxprobe " .. require("mxprobe.version"))
     os.exit(0)
   end)
   return p
@@ -150,12 +141,14 @@ end
 -- a user's path or a list's text in a message on stderr: valid UTF-8, no
 -- control characters (a terminal must not take them as commands)
 local function shown(s)
+  local text = require "mxprobe.text"
   return (text.utf8(tostring(s)):gsub("%c", "?"))
 end
 
 -- bulk CLI: the usage of -o, --resume, --progress and --shard; returns
 -- the shard {i, n} (false: none), or nil, message
 local function bulk_usage(args, fmt)
+  local queries = require "mxprobe.cli.queries"
   if args.resume and not (args.output and args.output ~= "-" and STREAMING[fmt]) then
     return nil, "--resume needs -o FILE and --format jsonl or facts"
   end
@@ -188,7 +181,7 @@ local function workers_plan(args, argv)
     interval = 60000 / num
   end
   -- no more processes than queries can be in flight (or than queries)
-  n = math.min(n, args.concurrency or probe.defaults.concurrency)
+  n = math.min(n, args.concurrency or require("mxprobe.run").defaults.concurrency)
   if not args.file then n = math.min(n, #args.query) end
   if args.from_facts or (n <= 1 and not interval) then return false end
   local lo = 0
@@ -199,7 +192,7 @@ local function workers_plan(args, argv)
   end
   local command = {}
   for i = lo, 0 do command[#command + 1] = argv[i] end
-  command[#command + 1] = workers.WORKER_ARG
+  command[#command + 1] = M.WORKER_ARG
   return { workers = math.max(n, 1), interval = interval, command = command }
 end
 
@@ -207,6 +200,15 @@ end
 -- queries (arguments, list file, or --from-facts) through shard and resume
 -- into probe_many, each result to its output as it ends; progress, signals.
 local function run_queries(args, fmt, shard, policy, plan)
+  local mxprobe = require "mxprobe"
+  local facts_io = require "mxprobe.facts"
+  local report_json = require "mxprobe.report.json"
+  local queries = require "mxprobe.cli.queries"
+  local output = require "mxprobe.cli.output"
+  local resume = require "mxprobe.cli.resume"
+  local progress = require "mxprobe.cli.progress"
+  local results = require "mxprobe.cli.results"
+  local loop = require "mxprobe.loop"
   local to_stdout = not args.output or args.output == "-"
   -- from here on SIGINT/SIGTERM end the run in order, not in mid-write:
   -- the first stops new queries and gives those in flight a grace period,
@@ -361,7 +363,9 @@ local function run_queries(args, fmt, shard, policy, plan)
   end
   local probe_many = mxprobe.probe_many
   if plan then   -- --workers N: the same contract, in N processes
-    probe_many = function(src, o, sink, wl) return workers.probe_many(src, o, sink, wl, plan) end
+    probe_many = function(src, o, sink, wl)
+      return require("mxprobe.cli.workers").probe_many(src, o, sink, wl, plan)
+    end
   end
   local n, perr = probe_many(next_query, probe_options(args), function(f, i)
     if R.werr then return end
@@ -408,6 +412,8 @@ function M.run(argv)
   local shard, berr = bulk_usage(args, fmt)
   if shard == nil then return fail(berr) end
 
+  local probe = require "mxprobe.probe"
+  local pol = require "mxprobe.policy"
   -- bad queries and a broken policy are told before a whole probe run
   for _, q in ipairs(args.query) do
     local ok, err = probe.parse_query(q, args.host)
@@ -441,8 +447,8 @@ end
 -- into "interrupted" and 130/143.
 function M.main(argv)
   -- workers: a worker process (started by a coordinator, never by a user)
-  if argv[1] == workers.WORKER_ARG and argv[2] == nil then
-    local ok, status = xpcall(workers.worker_main, debug.traceback)
+  if argv[1] == M.WORKER_ARG and argv[2] == nil then
+    local ok, status = xpcall(require("mxprobe.cli.workers").worker_main, debug.traceback)
     if ok then return status end
     io.stderr:write("mxprobe worker: internal error: ", tostring(status):match("^[^\n]*"), "\n")
     return EXIT_UNKNOWN

@@ -23,7 +23,7 @@ local text = require "mxprobe.text"
 
 local M = {}
 
-M.VERSION = "0.2.0"
+M.VERSION = require "mxprobe.version"   -- one place: bin/mxprobe --version reads it alone
 
 M.defaults = {
   port = 25,

@@ -137,7 +137,8 @@ describe("mxprobe --workers on the lab #integration", function()
     for i = 1, 8 do q[i] = "postscreen.example.test" end
     local path = list_file(q)
     local from = mark()
-    local out, _, st = lab.cli(lab.lab_args() .. " --workers 4 --per-address 2 --no-relay-test --no-tls-versions -f " .. path
+    local out, _, st = lab.cli(lab.lab_args() .. " --workers 4 --per-address 2 --no-relay-test --no-tls-versions"
+      .. " -f " .. path
       .. " --format jsonl")
     local list = json_lines(out)
     assert.equal(8, #list)
@@ -266,7 +267,8 @@ describe("mxprobe --workers on the lab #integration", function()
     local q = { "single.example.test", "SINGLE.example.test", "single.example.test." }
     local path = list_file(q)
     local t0 = core.now()
-    local out, _, st = lab.cli(lab.lab_args() .. " --workers 2 --rate-per-address 60/min --no-relay-test --no-tls-versions -f "
+    local out, _, st = lab.cli(lab.lab_args() .. " --workers 2 --rate-per-address 60/min --no-relay-test"
+      .. " --no-tls-versions -f "
       .. path .. " --format jsonl")
     local took = core.now() - t0
     os.remove(path)

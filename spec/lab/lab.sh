@@ -415,6 +415,28 @@ make_nginx() {
 	sed -e "s|@STATE@|$STATE|g" -e "s|@LAB@|$LAB|g" "$LAB/nginx.conf.in" > "$NGINX/nginx.conf"
 }
 
+# Extra zones (the bulk benchmark, issue 10 part 5; bench/bulk.py):
+# LAB_EXTRA_ZONES="NAME=FILE ..." -- each FILE (a zone file for NAME., not
+# signed) is served by NSD and reached through Unbound (a stub and a
+# transparent local zone; no trust anchor covers it, so its answers are
+# insecure: no AD). A bench sends thousands of queries a second: NSD's
+# response rate limiting is turned off then, and Unbound takes more queries
+# at once (its defaults drop them past 1,024 waiting). Unset: nothing changes.
+extra_zones() {
+	for z in ${LAB_EXTRA_ZONES:-}; do
+		name=${z%%=*} file=${z#*=}
+		case $name in "" | *[!A-Za-z0-9.-]*) warn "LAB_EXTRA_ZONES: bad zone name '$name'"; return 1 ;; esac
+		[ -f "$file" ] || { warn "LAB_EXTRA_ZONES: no file $file"; return 1; }
+		cp "$file" "$DNS/extra.$name.zone" || return 1
+		printf 'zone:\n  name: "%s."\n  zonefile: "%s"\n' "$name" "$DNS/extra.$name.zone" >> "$DNS/nsd.conf"
+		printf 'server:\n  local-zone: "%s." transparent\nstub-zone:\n  name: "%s."\n  stub-addr: %s\n' \
+			"$name" "$name" "$DNS_AUTH" >> "$DNS/unbound.conf"
+	done
+	[ -z "${LAB_EXTRA_ZONES:-}" ] && return 0
+	sed -i 's/^server:$/server:\n  rrl-ratelimit: 0/' "$DNS/nsd.conf" &&
+	printf 'server:\n  num-queries-per-thread: 4096\n  outgoing-range: 8192\n  so-rcvbuf: 4m\n' >> "$DNS/unbound.conf"
+}
+
 # ------------------------------------------------------------ commands
 
 endpoints() {
@@ -470,6 +492,7 @@ up() {
 	}
 	subst nsd.conf.in "$DNS/nsd.conf"
 	subst unbound.conf.in "$DNS/unbound.conf"
+	extra_zones || { rm -rf "$STATE"; die "could not add LAB_EXTRA_ZONES"; }   # bulk bench (issue 10)
 	make_postfix || { cat "$STATE/postfix-start.log" >&2; rm -rf "$STATE"; die "could not set up Postfix"; }
 
 	# the blackhole proves itself (a 0.5 s connect must time out) while the others start

@@ -15,7 +15,7 @@
 --       the contract of mxprobe.probe.probe_many (source, sink(facts, i),
 --       with_loop(l) for the CLI's signal watch and stop), in o.workers
 --       processes started as o.command (argv: interpreter, its options,
---       the script, workers.WORKER_ARG); o.interval: least ms between two
+--       the script, cli.WORKER_ARG); o.interval: least ms between two
 --       connections to one address (--rate-per-address)
 --   workers.worker_main() -> exit status: a worker process (descriptor 3
 --       is its channel to the coordinator)
@@ -51,7 +51,6 @@ local broker = require "mxprobe.broker"
 
 local M = {}
 
-M.WORKER_ARG = "--worker-process"   -- the hidden mode of bin/mxprobe
 M.KEY_MAX = 80                      -- bytes of "address|port"
 M.ID_MAX = 2 ^ 53
 local FAR = 3600000                 -- ms: a wait that only an event ends
