@@ -40,7 +40,8 @@ broke (a process failed, lines missing, the lab did not start).
 Knobs (environment): BENCH_BULK_DOMAINS, BENCH_BULK_ADDRS, BENCH_BULK_SLOW_ADDRS,
 BENCH_BULK_CONC, BENCH_BULK_PER_ADDRESS (2), BENCH_BULK_TPUT, BENCH_BULK_IDLE,
 BENCH_BULK_IDLE_RUNS (5), BENCH_BULK_RSS_QUERIES, BENCH_BULK_PEER,
-BENCH_BULK_DELAY_MS (25), BENCH_BULK_GREET (6); 0 skips a part (DOMAINS,
+BENCH_BULK_DELAY_MS (25), BENCH_BULK_GREET (6), BENCH_BULK_WORKERS (0: mxprobe's
+default, one worker process per core; 1: all in one process); 0 skips a part (DOMAINS,
 TPUT, IDLE, RSS_QUERIES, PEER). Paths: LUA (lua5.4), BENCH_FLOOR
 (build/bench/floor), BUILD (build).
 """
@@ -80,6 +81,7 @@ K = {
     "peer": knob("BENCH_BULK_PEER", 50),
     "delay_ms": knob("BENCH_BULK_DELAY_MS", 25),
     "greet": knob("BENCH_BULK_GREET", 6),
+    "workers": knob("BENCH_BULK_WORKERS", 0),
 }
 LUA = os.environ.get("LUA") or "lua5.4"
 BUILD = os.path.join(ROOT, os.environ.get("BUILD") or "build")
@@ -208,6 +210,8 @@ def mxprobe_cmd(listfile, outfile, conc, per_address=None):
            "--concurrency", str(conc)]
     if per_address:
         cmd += ["--per-address", str(per_address)]
+    if K["workers"]:
+        cmd += ["--workers", str(K["workers"])]
     return cmd
 
 
@@ -525,8 +529,9 @@ def table(R, secs, relay_note):
     print("  50 ms RTT: NOT netem (this kernel has no sch_netem: \"Specified qdisc kind is unknown\"); bench/relay.py,")
     print("  a user-space TCP relay in front of the lab's 5 healthy Postfix services, holds every chunk %d ms each way"
           % K["delay_ms"])
-    print("  mxprobe: --concurrency %d --per-address %d, -f, --format jsonl -o FILE; one process (workers: branch 'workers')"
-          % (K["conc"], K["per_address"]))
+    print("  mxprobe: --concurrency %d --per-address %d, -f, --format jsonl -o FILE; %s"
+          % (K["conc"], K["per_address"],
+             "--workers %d" % K["workers"] if K["workers"] else "--workers default (one per core)"))
     print()
     w = max(len(x[0]) for x in rows) if rows else 10
     print("  %-*s  %-34s %-14s %s" % (w, "", "measured", "target", ""))
