@@ -581,8 +581,8 @@ function M.greylisted(d)
   local relay = type(d) == "table" and d.relay
   local ext = type(relay) == "table" and relay.rcpt_external
   local reply = type(ext) == "table" and ext.reply
-  local code = type(reply) == "table" and reply.code
-  if math.type(code) == "integer" and code // 100 == 4 and code ~= 421 then return code end
+  local code = type(reply) == "table" and math.tointeger(reply.code)
+  if code and code // 100 == 4 and code ~= 421 then return code end
   return nil
 end
 
@@ -591,8 +591,9 @@ end
 function M.summary(d)
   local out = { status = d.status, stopped_at = d.stopped_at, time_ms = d.time_ms }
   local b = type(d.banner) == "table" and d.banner.reply
-  if type(b) == "table" and type(b.lines) == "table" then
-    out.banner = text.utf8(text.cut(("%s %s"):format(b.code, tostring(b.lines[1] or "")), 512))
+  local code = type(b) == "table" and math.tointeger(b.code)
+  if code and type(b.lines) == "table" then
+    out.banner = text.utf8(text.cut(("%d %s"):format(code, tostring(b.lines[1] or "")), 512))
   end
   local e = type(d.ehlo) == "table" and d.ehlo.extensions
   if type(e) == "table" then out.starttls = e.STARTTLS ~= nil end
