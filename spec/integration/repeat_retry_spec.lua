@@ -131,6 +131,23 @@ describe("--greylist-retry and --repeat on the lab #integration", function()
   end)
 end)
 
+describe("--greylist-retry and --repeat from the command line #integration", function()
+  it("passes both flags to the probe and records them in the facts", function()
+    local out, stderr, status = lab.cli(lab.lab_args()
+      .. " --no-tls-versions --repeat 2 --greylist-retry 1 --facts greylist.example.test")
+    assert.equal("", stderr)
+    assert.equal(0, status)   -- --facts: no judging
+    local facts = assert(facts_io.decode(out))[1]
+    assert.equal(2, facts.options["repeat"])
+    assert.equal(1, facts.options.greylist_retry)
+    local s = facts.targets[1].smtp
+    assert.equal(1, #s.repeats)
+    assert.equal("complete", s.repeats[1].status)
+    assert.equal(1000, s.relay_retry.after_ms)
+    assert.equal(451, s.relay_retry.relay.rcpt_external.reply.code)
+  end)
+end)
+
 describe("--greylist-retry and --repeat on the hostile peer #hostile #integration", function()
   local ADDR = "127.0.40.67"
   local port = 2690
