@@ -83,6 +83,8 @@ offered when a certificate is available):
   starttls-every-other        (repeat/greylist) STARTTLS offered on the 1st,
                               3rd, 5th ... connection only (a load balancer
                               with one node that lacks TLS)
+  --greylist-once (any fault) (repeat/greylist) as the fault greylist-once,
+                              with any other fault
   --open-relay (any fault)    the outside RCPT is accepted (250) too: an open
                               relay, e.g. behind broken TLS
   slow-replies                the banner and every reply sent --delay seconds
@@ -304,8 +306,9 @@ CRLF = b"\r\n"
 
 
 class Smtp:
-    def __init__(self, fault, ctx, code, delay, open_relay=False):
+    def __init__(self, fault, ctx, code, delay, open_relay=False, greylist_once=False):
         self.open_relay = open_relay
+        self.greylist_once = greylist_once or fault == "greylist-once"   # repeat/greylist
         self.fault = fault
         self.ctx = ctx          # ssl.SSLContext or None
         self.code = code
@@ -502,7 +505,7 @@ class Smtp:
                     return
                 postmaster = b"postmaster@" in line.lower()
                 first = False
-                if f == "greylist-once" and not postmaster:   # repeat/greylist
+                if self.greylist_once and not postmaster:   # repeat/greylist
                     with self.lock:
                         first = c.client not in self.greylisted
                         self.greylisted.add(c.client)
@@ -510,7 +513,7 @@ class Smtp:
                     c.send(b"530 5.7.0 Authentication required" + CRLF)
                 elif first:
                     c.send(b"450 4.7.1 Greylisted, please try again later" + CRLF)
-                elif f == "greylist-once" and not postmaster:
+                elif self.greylist_once and not postmaster:
                     c.send(b"250 2.1.5 Ok" + CRLF)
                 elif self.open_relay:
                     c.send(b"250 2.1.5 Ok" + CRLF)
@@ -598,7 +601,7 @@ def smtp_main(args):
         die("cannot listen on %s: %s" % (args.listen, e))
     srv.listen(128)
     print("ready", flush=True)
-    smtp = Smtp(args.fault, ctx, args.code, args.delay, args.open_relay)
+    smtp = Smtp(args.fault, ctx, args.code, args.delay, args.open_relay, args.greylist_once)
     while True:
         conn, peer = srv.accept()
         spawn(smtp.serve, conn, peer)
@@ -938,6 +941,8 @@ def main():
     p.add_argument("--code", type=int, default=600, help="SMTP code-out-of-range: the code sent")
     p.add_argument("--delay", type=float, default=1.5, help="SMTP slow-replies: seconds per reply")
     p.add_argument("--open-relay", action="store_true", help="SMTP: accept the outside RCPT too")
+    p.add_argument("--greylist-once", action="store_true",
+                   help="SMTP: 450 to the first outside RCPT of a client address, 250 later")  # repeat/greylist
     p.add_argument("--count", type=int, default=256, help="DNS many-targets: MX hosts and A records")
     p.add_argument("--a", default="127.0.66.1", help="DNS: address of every A answer")
     args = p.parse_args()

@@ -153,9 +153,9 @@ describe("--greylist-retry and --repeat on the hostile peer #hostile #integratio
   local port = 2690
   after_each(H.stop_all)
 
-  local function probe(fault, opts)
+  local function probe(fault, opts, extra)
     port = port + 1
-    local peer = H.start("smtp", ("%s:%d"):format(ADDR, port), fault)
+    local peer = H.start("smtp", ("%s:%d"):format(ADDR, port), fault, extra)
     local o = { tls_versions = false }
     for k, v in pairs(opts or {}) do o[k] = v end
     local facts, ms = H.probe(("[%s]:%d"):format(ADDR, port), o)
@@ -185,6 +185,28 @@ describe("--greylist-retry and --repeat on the hostile peer #hostile #integratio
     local both = {}
     for _ = 1, 2 do for _, l in ipairs(once) do both[#both + 1] = l end end
     assert.same(both, H.lines(peer))
+  end)
+
+  it("retries in plaintext when the verdict came from the plaintext fallback", function()
+    local s, j, peer = probe("close-after-tls", { greylist_retry = 1 }, "--greylist-once")
+    assert.equal("ehlo_tls", s.fallback.after)
+    assert.equal(450, s.fallback.relay.rcpt_external.reply.code)
+    local r = s.relay_retry
+    assert.is_true(r.plain)
+    assert.is_nil(r.starttls)
+    assert.equal(250, r.relay.rcpt_external.reply.code)
+    local f = finding(j, "relay.open")
+    assert.equal("accepted RCPT TO <mxprobe-relay-test@example.net> (250) from an unauthenticated stranger: "
+      .. "open relay (in the plaintext fallback dialog, after the TLS session failed) "
+      .. "(on the retry after 1 s; the first try was refused for now)", f.message)
+    assert.matches("^first try: RCPT TO:<mxprobe%-relay%-test@example%.net> %-> 450 4%.7%.1 ", f.evidence)
+    -- the main dialog, the fallback and the retry: three connections, never DATA
+    assert.equal(3, #H.clients(peer))
+    local plain = { "EHLO client.mxprobe.test", "MAIL FROM:<mxprobe@example.net>",
+                    "RCPT TO:<mxprobe-relay-test@example.net>", "RSET", "QUIT" }
+    local want = { "EHLO client.mxprobe.test", "STARTTLS", "EHLO client.mxprobe.test" }
+    for _ = 1, 2 do for _, l in ipairs(plain) do want[#want + 1] = l end end
+    assert.same(want, H.lines(peer))
   end)
 
   it("without --greylist-retry, the 450 stays could-not-conclude on one connection", function()
