@@ -53,6 +53,7 @@ build = {
     ["mxprobe.checks.dns_mx"] = "lua/mxprobe/checks/dns_mx.lua",
     ["mxprobe.checks"] = "lua/mxprobe/checks/init.lua",
     ["mxprobe.checks.rdns"] = "lua/mxprobe/checks/rdns.lua",
+    ["mxprobe.checks.smtp_repeat"] = "lua/mxprobe/checks/smtp_repeat.lua",  -- repeat/greylist
     ["mxprobe.checks.relay"] = "lua/mxprobe/checks/relay.lua",
     ["mxprobe.checks.smtp_banner"] = "lua/mxprobe/checks/smtp_banner.lua",
     ["mxprobe.checks.smtp_ehlo"] = "lua/mxprobe/checks/smtp_ehlo.lua",

@@ -86,6 +86,12 @@ output that could not be written; 130/143 interrupted.]])
     .. "one coordinator hands out queries and the per-address slots."):argname("N"):convert(math.tointeger)
   p:option("--rate-per-address", "At most N new connections a minute to one address, across all workers.")
     :argname("N/MIN")
+  -- repeat/greylist (issue 9 items 6, 7)
+  p:option("--repeat", "Probe each server N times (1-10, a pause between tries) and report what differs "
+    .. "between tries (STARTTLS, certificate, TLS version, banner: a stale node behind a load balancer)."):argname("N")
+    :convert(math.tointeger)
+  p:option("--greylist-retry", "When the outside RCPT gets a 4xx (greylisting), retry the relay test once "
+    .. "after SECONDS (1-3600, within --probe-timeout) on a new connection."):argname("SECONDS"):convert(tonumber)
   -- robustness (issue 12)
   p:flag("--public-only", "Probe only public addresses: loopback, private, link-local and documentation "
     .. "addresses from DNS (or given as [address]) are reported, not probed.")
@@ -109,6 +115,7 @@ local function probe_options(args)
     ca_file = args.ca_file, concurrency = args.concurrency, per_address = args.per_address,
     as_host = args.host, tls_versions = not args.no_tls_versions,
     public_only = args.public_only,                                       -- issue 12
+    ["repeat"] = args["repeat"], greylist_retry = args.greylist_retry,    -- repeat/greylist
     on_notice = function(msg) io.stderr:write("mxprobe: ", msg, "\n") end, -- issue 12
   }
 end

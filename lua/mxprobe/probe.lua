@@ -85,6 +85,7 @@ local function new_facts(q, ctx)
       ca_file = o.ca_file, per_address = o.per_address,
       max_mx = o.max_mx, max_addresses = o.max_addresses,
       public_only = o.public_only or nil,   -- issue 12
+      ["repeat"] = o["repeat"] ~= 1 and o["repeat"] or nil, greylist_retry = o.greylist_retry,  -- repeat/greylist
     },
     mx = {},
     targets = {},

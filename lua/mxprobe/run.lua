@@ -43,6 +43,9 @@ M.defaults = {
   chain_cache = true,        -- reuse a chain's decoded result within a run
   tls_versions = true,       -- TLS posture: one short dialog per TLS version (gather/tls_versions.lua)
   public_only = false,       -- probe only global addresses from DNS (issue 12)
+  -- repeat/greylist (issue 9 items 6, 7)
+  ["repeat"] = 1,            -- tries of each target (--repeat)
+  greylist_retry = nil,      -- seconds before retrying a 4xx relay test (--greylist-retry)
 }
 
 -- robustness (issue 12): every number an option gives is range-checked
@@ -52,6 +55,8 @@ M.MAX_SECONDS = { timeout = 3600, probe_timeout = 86400, dns_timeout = 600 }
 M.MAX_COUNT = { per_address = 64, concurrency = 100000, max_mx = 64, max_addresses = 256 }
 -- the open-file limit: descriptors kept for the process itself, and those
 -- one query in flight is counted to need (DNS sockets, SMTP connections)
+M.GREYLIST_RETRY_MAX = 3600   -- repeat/greylist: --greylist-retry seconds
+M.REPEAT_MAX = 10             -- repeat/greylist: --repeat tries
 M.FD_RESERVE = 16
 M.FDS_PER_QUERY = 8
 M.CA_FILE_MAX = 16 * 1024 * 1024
@@ -76,6 +81,16 @@ function M.options(opts)
     if type(v) ~= "number" or v ~= v or v <= 0 or v > max then
       return nil, ("%s must be a number of seconds above 0 and at most %d"):format(k, max)
     end
+  end
+  -- repeat/greylist (issue 9 items 6, 7)
+  if o.greylist_retry ~= nil then
+    local v = o.greylist_retry
+    if type(v) ~= "number" or v ~= v or v < 1 or v > M.GREYLIST_RETRY_MAX then
+      return nil, ("greylist_retry must be a number of seconds from 1 to %d"):format(M.GREYLIST_RETRY_MAX)
+    end
+  end
+  if math.type(o["repeat"]) ~= "integer" or o["repeat"] < 1 or o["repeat"] > M.REPEAT_MAX then
+    return nil, ("repeat must be an integer from 1 to %d"):format(M.REPEAT_MAX)
   end
   if math.type(o.port) ~= "integer" or o.port < 1 or o.port > 65535 then
     return nil, "port must be an integer from 1 to 65535"

@@ -76,6 +76,15 @@ offered when a certificate is available):
                               answer inside TLS ever (held open)
   starttls-250                (TLS posture) STARTTLS answered "250", not
                               "220"; the dialog goes on in plaintext
+  greylist-once               (repeat/greylist) the first outside RCPT from a
+                              client address answered 450 4.7.1 (greylisted),
+                              every later one accepted (250): an open relay
+                              behind greylisting
+  starttls-every-other        (repeat/greylist) STARTTLS offered on the 1st,
+                              3rd, 5th ... connection only (a load balancer
+                              with one node that lacks TLS)
+  --greylist-once (any fault) (repeat/greylist) as the fault greylist-once,
+                              with any other fault
   --open-relay (any fault)    the outside RCPT is accepted (250) too: an open
                               relay, e.g. behind broken TLS
   slow-replies                the banner and every reply sent --delay seconds
@@ -167,7 +176,8 @@ SMTP_FAULTS = ("normal", "no-banner", "drip-banner", "endless-continuation", "hu
                "markup-banner",  # reports (issue 11)
                # TLS posture: the session after the handshake
                "close-after-tls", "plaintext-in-tls", "refuse-ehlo-in-tls", "stall-in-tls",
-               "starttls-250") + CERT_FAULTS
+               "starttls-250",
+               "greylist-once", "starttls-every-other") + CERT_FAULTS  # repeat/greylist
 DNS_FAULTS = ("normal", "wrong-id", "wrong-question", "truncated-no-tcp", "compression-loop",
               "many-mx", "many-mx-udp", "mx-cname-self", "cname-loop", "hostile-names",
               "many-targets", "servfail", "no-answer", "mta-sts",
@@ -296,18 +306,27 @@ CRLF = b"\r\n"
 
 
 class Smtp:
-    def __init__(self, fault, ctx, code, delay, open_relay=False):
+    def __init__(self, fault, ctx, code, delay, open_relay=False, greylist_once=False):
         self.open_relay = open_relay
+        self.greylist_once = greylist_once or fault == "greylist-once"   # repeat/greylist
         self.fault = fault
         self.ctx = ctx          # ssl.SSLContext or None
         self.code = code
         self.delay = delay if fault == "slow-replies" else 0
+        # repeat/greylist: client addresses greylisted once; connections seen
+        self.lock = threading.Lock()
+        self.greylisted = set()
+        self.connections = 0
 
     # -- one connection --------------------------------------------------
     def serve(self, sock, peer):
         log("client: %s" % endpoint(peer))
         sock.settimeout(IO_TIMEOUT)
         c = Conn(sock, self.delay)
+        with self.lock:             # repeat/greylist
+            self.connections += 1
+            c.number = self.connections
+        c.client = peer[0]
         try:
             self.session(c)
         except Closed:
@@ -323,9 +342,11 @@ class Smtp:
     def greeting(self):
         return HOSTILE_TEXT.get(self.fault, b"hostile.test ESMTP mxprobe hostile peer")
 
-    def ehlo_reply(self, tls):
+    def ehlo_reply(self, tls, c=None):
         exts = [b"PIPELINING", b"SIZE 10240000", b"8BITMIME"]
-        if self.ctx is not None and not tls:
+        # repeat/greylist: no STARTTLS on the 2nd, 4th ... connection
+        every_other = self.fault == "starttls-every-other" and c is not None and c.number % 2 == 0
+        if self.ctx is not None and not tls and not every_other:
             exts.append(b"STARTTLS")
         lines = [self.greeting()] + exts
         return b"".join(b"250" + (b" " if i == len(lines) - 1 else b"-") + l + CRLF
@@ -421,7 +442,7 @@ class Smtp:
                 if f == "helo-only":
                     c.send(b"502 5.5.2 Error: command not recognized" + CRLF)
                     continue
-                reply = self.ehlo_reply(tls)
+                reply = self.ehlo_reply(tls, c)
                 if f == "pipelining-abuse":
                     reply += b"250 2.1.0 Sender ok (before MAIL FROM)" + CRLF
                 c.send(reply)
@@ -483,8 +504,17 @@ class Smtp:
                     graceful_close(c.sock)
                     return
                 postmaster = b"postmaster@" in line.lower()
+                first = False
+                if self.greylist_once and not postmaster:   # repeat/greylist
+                    with self.lock:
+                        first = c.client not in self.greylisted
+                        self.greylisted.add(c.client)
                 if f == "auth-required" and not postmaster:
                     c.send(b"530 5.7.0 Authentication required" + CRLF)
+                elif first:
+                    c.send(b"450 4.7.1 Greylisted, please try again later" + CRLF)
+                elif self.greylist_once and not postmaster:
+                    c.send(b"250 2.1.5 Ok" + CRLF)
                 elif self.open_relay:
                     c.send(b"250 2.1.5 Ok" + CRLF)
                 elif f == "accept-any":
@@ -571,7 +601,7 @@ def smtp_main(args):
         die("cannot listen on %s: %s" % (args.listen, e))
     srv.listen(128)
     print("ready", flush=True)
-    smtp = Smtp(args.fault, ctx, args.code, args.delay, args.open_relay)
+    smtp = Smtp(args.fault, ctx, args.code, args.delay, args.open_relay, args.greylist_once)
     while True:
         conn, peer = srv.accept()
         spawn(smtp.serve, conn, peer)
@@ -911,6 +941,8 @@ def main():
     p.add_argument("--code", type=int, default=600, help="SMTP code-out-of-range: the code sent")
     p.add_argument("--delay", type=float, default=1.5, help="SMTP slow-replies: seconds per reply")
     p.add_argument("--open-relay", action="store_true", help="SMTP: accept the outside RCPT too")
+    p.add_argument("--greylist-once", action="store_true",
+                   help="SMTP: 450 to the first outside RCPT of a client address, 250 later")  # repeat/greylist
     p.add_argument("--count", type=int, default=256, help="DNS many-targets: MX hosts and A records")
     p.add_argument("--a", default="127.0.66.1", help="DNS: address of every A answer")
     args = p.parse_args()

@@ -49,7 +49,8 @@ describe("built-in checks #unit", function()
     end
     assert.same({ "dns.mx", "tcp", "smtp.banner", "smtp.ehlo", "smtp.extensions", "smtp.throttle",
       "smtp.timeout", "smtp.unsolicited", "tls.starttls", "tls.session", "tls.versions", "tls.cert",
-      "tls.chain", "dane", "relay", "consistency", "mta_sts", "tls_rpt", "rdns" }, ids)
+      "tls.chain", "dane", "relay", "consistency", "mta_sts", "tls_rpt", "rdns",
+      "smtp.repeat" }, ids)  -- repeat/greylist
   end)
 
   it("declare each code with its default severity and weight, and name it after the check", function()

@@ -43,7 +43,8 @@ describe("policy.default #unit", function()
         assert.equal(d.weight, p.weights[code], code)
       end
     end
-    assert.equal(142, n) -- 34 MTA-STS and TLS-RPT (issue 8), 17 TLS posture (issue 9), 13 dane, 4 issue 12
+    assert.equal(145, n) -- 34 MTA-STS and TLS-RPT (issue 8), 17 TLS posture (issue 9), 13 dane, 4 issue 12,
+    -- 3 repeat/greylist (issue 9 items 6, 7)
     assert.equal("warning", p.severities["tls.cert.expired"])  -- the opportunistic severity
     assert.equal("info", p.regime_severities.dane["tls.cert.expired"])
     assert.equal("critical", p.regime_severities["mta-sts-enforce"]["tls.cert.name-mismatch"])

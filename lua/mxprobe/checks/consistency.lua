@@ -8,7 +8,9 @@
 --         those), and so are different sets of accepted TLS versions
 --         (consistency.versions-mixed, TLS posture: an attacker who blocks
 --         the others gets the oldest). Targets that could not be tested are
---         left out.
+--         left out. The addresses of one MX host that present different
+--         certificates or negotiate different TLS versions are
+--         consistency.mx-differs (repeat/greylist, issue 9 item 6).
 -- Needs:  for every target: the STARTTLS/TLS phases (see checks/util.lua
 --         tls_state), targets[i].smtp.verify.{ok, name_match},
 --         targets[i].tls_versions.{status, versions[j].{version, status}}.
@@ -34,6 +36,9 @@ local CODES = {
   -- TLS posture
   ["consistency.versions-mixed"] = { severity = "info", weight = 5,
     fix = "Configure the same TLS protocol versions on every MX host and address (TLS 1.2 and 1.3): a stale node or backup MX that still accepts old versions is where a downgrade goes." },
+  -- repeat/greylist (issue 9 item 6)
+  ["consistency.mx-differs"] = { severity = "info", weight = 5,
+    fix = "Give every address of one MX host the same certificate and TLS configuration: the addresses are one host to a sender, and a stale one is where failures hide." },
 }
 -- luacheck: pop
 
@@ -48,6 +53,52 @@ local function accepted_versions(t)
     if v.status == "accepted" then acc[#acc + 1] = tostring(v.version) end
   end
   return #acc > 0 and table.concat(acc, " ") or "none"
+end
+
+
+
+-- repeat/greylist (issue 9 item 6): the addresses of one MX host that
+-- completed a TLS handshake, compared on the leaf certificate and the
+-- negotiated version: one finding per MX host where they differ
+local function mx_differs(facts)
+  local hosts, order = {}, {}
+  for _, t in ipairs(U.list(facts.targets)) do
+    local s = type(t) == "table" and U.smtp(t)
+    local tls = s and U.tbl(s.tls)
+    local mx = type(t) == "table" and U.str(t.mx)
+    if mx and tls and tls.status == "ok" then
+      if not hosts[mx] then hosts[mx] = {} order[#order + 1] = mx end
+      local leaf = U.tbl(U.list(s.certificates)[1])
+      table.insert(hosts[mx], { address = tostring(t.address), version = U.str(tls.version),
+        cert = leaf and U.str(leaf.sha256) })
+    end
+  end
+  local out = {}
+  for _, mx in ipairs(order) do
+    local list = hosts[mx]
+    local what = {}
+    for _, key in ipairs { "cert", "version" } do
+      local seen, n = {}, 0
+      for _, a in ipairs(list) do
+        local v = a[key] or "-"
+        if not seen[v] then seen[v] = true n = n + 1 end
+      end
+      if n > 1 then what[#what + 1] = key == "cert" and "certificate" or "TLS version" end
+    end
+    if #list > 1 and #what > 0 then
+      local ev = {}
+      for _, a in ipairs(list) do
+        ev[#ev + 1] = ("%s: %s, %s"):format(a.address, tostring(a.version or "-"),
+          a.cert and (a.cert:sub(1, 16) .. "…") or "no certificate")
+      end
+      out[#out + 1] = {
+        code = "consistency.mx-differs", state = "fail",
+        message = ("the %d addresses of %s differ in %s"):format(#list, mx, table.concat(what, " and ")),
+        evidence = table.concat(ev, "; "),
+      }
+    end
+  end
+  return out
 end
 
 local function run(facts)
@@ -79,6 +130,8 @@ local function run(facts)
     end
   end
   local out = {}
+  -- repeat/greylist: the addresses of one MX host, certificate and version
+  for _, f in ipairs(mx_differs(facts)) do out[#out + 1] = f end
   local n = #with + #without
   if #with > 0 and #without > 0 then
     out[#out + 1] = {

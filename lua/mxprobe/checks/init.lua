@@ -48,6 +48,7 @@ M.modules = {
   "mxprobe.checks.mta_sts",
   "mxprobe.checks.tls_rpt",
   "mxprobe.checks.rdns",          -- TLS posture: reverse DNS of each target
+  "mxprobe.checks.smtp_repeat",   -- repeat/greylist: --repeat, tries of one target
 }
 
 -- The judge's own codes, declared like a check's (the judge emits them; it

@@ -19,6 +19,10 @@
 --         session failed and the probe reconnected in clear text
 --         (targets[i].smtp.fallback, as senders do), the verdict comes from
 --         that dialog: an open relay behind broken TLS is still open.
+--         With --greylist-retry (targets[i].smtp.relay_retry) a 4xx to the
+--         outside RCPT was retried after the delay on a new connection: the
+--         verdict comes from the retry (open, denied, or still 4xx =
+--         relay.inconclusive), the first try's reply leads the evidence.
 -- Needs:  targets[i].smtp.relay.{status, mail_from, rcpt_external, rcpt_control}
 --         (each step {command = verb, line, reply}),
 --         facts.options.relay_rcpt, facts.domain, and the phases before.
@@ -160,15 +164,42 @@ local function judge_dialog(facts, t)
   return out
 end
 
+-- repeat/greylist (issue 9 item 7): "first try: RCPT ... -> 451 ..." of
+-- the dialog d whose outside RCPT was retried
+local function first_try(d)
+  local relay = U.tbl(U.tbl(d) and d.relay)
+  return relay and step_line(relay.rcpt_external) or "?"
+end
+
+-- the findings of one dialog d of target t (the main one or the fallback)
+local function judge_first(facts, t, d, note)
+  local out = judge_dialog(facts, { mx = t.mx, address = t.address, smtp = d })
+  if note then
+    for _, f in ipairs(out) do f.message = tostring(f.message) .. note end
+  end
+  return out
+end
+
 local function run(facts)
   return U.each_target(facts, function(t)
     -- TLS posture: when the TLS session failed and the probe reconnected
     -- in clear text as senders do, the relay verdict is that dialog's
     local fb = U.tbl(U.smtp(t).fallback)
-    if not fb then return judge_dialog(facts, t) end
-    local out = judge_dialog(facts, { mx = t.mx, address = t.address, smtp = fb })
+    local d, note = U.smtp(t), nil
+    if fb then d, note = fb, " (in the plaintext fallback dialog, after the TLS session failed)" end
+    -- repeat/greylist (issue 9 item 7): the relay test retried after a 4xx
+    -- (--greylist-retry) concludes; the first try's 4xx stays in the evidence
+    local retry = U.tbl(U.smtp(t).relay_retry)
+    if not retry then return judge_first(facts, t, d, note) end
+    local secs = type(retry.after_ms) == "number" and ("%g s"):format(retry.after_ms / 1000) or "a delay"
+    if retry.status == "skipped" then
+      return judge_first(facts, t, d, (note or "") .. "; not retried: " .. tostring(retry.skipped))
+    end
+    local out = judge_first(facts, t, retry, (note or "") ..
+      (" (on the retry after %s; the first try was refused for now)"):format(secs))
     for _, f in ipairs(out) do
-      f.message = tostring(f.message) .. " (in the plaintext fallback dialog, after the TLS session failed)"
+      local ev = "first try: " .. first_try(d)
+      f.evidence = f.evidence and (ev .. "; retry after " .. secs .. ": " .. tostring(f.evidence)) or ev
     end
     return out
   end)

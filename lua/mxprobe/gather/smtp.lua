@@ -25,6 +25,7 @@
 local core = require "mxprobe.core"
 local conn = require "mxprobe.conn"
 local chaincache = require "mxprobe.chaincache"
+local loop = require "mxprobe.loop"
 local framers = require "mxprobe.framers"
 local text = require "mxprobe.text"
 local S = require "mxprobe.schema"
@@ -81,7 +82,23 @@ local REQUIRED = { "status", "time_ms", "transcript" }
 -- phase of the main dialog whose failure made the probe reconnect
 local fallback = S.extend(S.record(DIALOG, REQUIRED), { after = S.enum { "starttls", "tls", "ehlo_tls" } })
 
-M.schema = S.extend(S.record(DIALOG, REQUIRED), { fallback = fallback })
+-- repeat/greylist (issue 9 item 7): the relay test retried after a 4xx to
+-- the outside RCPT; a dialog, or { status = "skipped", skipped = why }
+local relay_retry = S.extend(S.record(DIALOG, { "status" }), {
+  status = T.status { "complete", "rejected", "skipped" },
+  after_ms = S.num, skipped = S.str, plain = S.bool,
+})
+-- repeat/greylist (issue 9 item 6): a compact summary of each extra try
+local repeat_try = S.record({
+  status = T.status { "complete", "rejected", "skipped" }, stopped_at = S.enum(M.PHASES),
+  error = S.str, pause_ms = S.num, time_ms = S.num, banner = S.str, starttls = S.bool,
+  tls_status = S.str, tls_version = S.str, cipher = S.str, cert_sha256 = S.str, verify_ok = S.bool,
+}, { "status" })
+
+M.schema = S.extend(S.record(DIALOG, REQUIRED), {
+  fallback = fallback,
+  relay_retry = relay_retry, repeats = S.list(repeat_try),   -- repeat/greylist
+})
 
 M.TRANSCRIPT_MAX = 400       -- transcript entries kept per target
 M.CHAIN_PEM_MAX = 128 * 1024 -- bytes of the presented chain kept in the facts
@@ -423,7 +440,7 @@ function Session:run()
     -- any other answer (454 ...): a sender goes on in plaintext, and so do we
   end
 
-  if o.relay_test then
+  if o.relay_test and not self.no_relay then
     if not self:relay() then return end
   else
     s.relay = { status = "skipped" }
@@ -528,19 +545,61 @@ local function run_session(session)
   return s
 end
 
+--- The 4xx (not 421) the outside RCPT of a dialog got, or nil (pure):
+-- what makes the probe retry the relay test (--greylist-retry).
+function M.greylisted(d)
+  local relay = type(d) == "table" and d.relay
+  local ext = type(relay) == "table" and relay.rcpt_external
+  local reply = type(ext) == "table" and ext.reply
+  local code = type(reply) == "table" and math.tointeger(reply.code)
+  if code and code // 100 == 4 and code ~= 421 then return code end
+  return nil
+end
+
+--- The compact summary of one dialog for --repeat (pure): status, where it
+-- stopped, the banner line, STARTTLS offered, the TLS outcome and the leaf.
+function M.summary(d)
+  local out = { status = d.status, stopped_at = d.stopped_at, time_ms = d.time_ms }
+  local b = type(d.banner) == "table" and d.banner.reply
+  local code = type(b) == "table" and math.tointeger(b.code)
+  if code and type(b.lines) == "table" then
+    out.banner = text.utf8(text.cut(("%d %s"):format(code, tostring(b.lines[1] or "")), 512))
+  end
+  local e = type(d.ehlo) == "table" and d.ehlo.extensions
+  if type(e) == "table" then out.starttls = e.STARTTLS ~= nil end
+  if type(d.tls) == "table" then
+    out.tls_status, out.tls_version, out.cipher = d.tls.status, d.tls.version, d.tls.cipher
+  end
+  local leaf = type(d.certificates) == "table" and d.certificates[1]
+  if type(leaf) == "table" then out.cert_sha256 = leaf.sha256 end
+  if type(d.verify) == "table" then out.verify_ok = d.verify.ok end
+  return out
+end
+
+M.REPEAT_PAUSE_MS = 1000   -- --repeat: the pause between two tries of a target
+
 function M.run(t, ctx, env)
+  local o = ctx.options
   local slot = ctx:semaphore(t.address, t.port)
   slot:acquire()
   local domain = env.facts.kind ~= "address" and env.facts.domain or nil
-  local session = new_session(t, ctx, domain)
-  session.dane_servername = env.mx and type(env.mx.tlsa) == "table" and env.mx.tlsa.servername or nil -- DANE
-  -- the CNAME-expanded name of the MX host, when its name is an alias
-  local cname = env.mx and type(env.mx.dns) == "table" and env.mx.dns.cname
-  if type(cname) == "table" and #cname > 0 then session.canonical = sni_of(cname[#cname]) end
-  if ctx.options.chain_cache ~= false then
-    ctx.cache.chains = ctx.cache.chains or chaincache.new()
-    session.chains = ctx.cache.chains
+  -- a session of this target (every try shares the probe deadline)
+  local first
+  local function session_of()
+    local session = new_session(t, ctx, domain)
+    if first then session.probe_deadline = first.probe_deadline end
+    session.dane_servername = env.mx and type(env.mx.tlsa) == "table" and env.mx.tlsa.servername or nil -- DANE
+    -- the CNAME-expanded name of the MX host, when its name is an alias
+    local cname = env.mx and type(env.mx.dns) == "table" and env.mx.dns.cname
+    if type(cname) == "table" and #cname > 0 then session.canonical = sni_of(cname[#cname]) end
+    if o.chain_cache ~= false then
+      ctx.cache.chains = ctx.cache.chains or chaincache.new()
+      session.chains = ctx.cache.chains
+    end
+    return session
   end
+  local session = session_of()
+  first = session
   local s = run_session(session)
   -- the plaintext fallback, on a new connection in the same slot
   local after = s.status ~= "error" and M.fallback_after(s)
@@ -549,6 +608,46 @@ function M.run(t, ctx, env)
     fb.plain, fb.probe_deadline = true, session.probe_deadline
     s.fallback = run_session(fb)
     s.fallback.after = after
+  end
+  -- repeat/greylist (issue 9 item 7): the outside RCPT got a 4xx: retry
+  -- the relay test once after the delay, as a sender would retry (the
+  -- dialog the verdict comes from: plaintext when it was the fallback)
+  local verdict = s.fallback or s
+  if o.greylist_retry and o.relay_test and M.greylisted(verdict) then
+    local delay = o.greylist_retry * 1000
+    if core.now() + delay >= session.probe_deadline then
+      s.relay_retry = { status = "skipped", after_ms = delay,
+        skipped = ("the retry after %g s would pass the probe deadline (--probe-timeout)"):format(o.greylist_retry) }
+    else
+      slot:release()            -- nobody's slot is held through the pause
+      loop.sleep(delay)
+      slot:acquire()
+      local retry = session_of()
+      retry.plain = s.fallback ~= nil
+      local r = run_session(retry)
+      r.after_ms, r.plain = delay, retry.plain or nil
+      s.relay_retry = r
+    end
+  end
+  -- repeat/greylist (issue 9 item 6): the extra tries of --repeat, without
+  -- the relay test, each summed up
+  if (o["repeat"] or 1) > 1 then
+    s.repeats = {}
+    for _ = 2, o["repeat"] do
+      local pause = M.REPEAT_PAUSE_MS
+      if core.now() + pause >= session.probe_deadline then
+        s.repeats[#s.repeats + 1] = { status = "skipped", error = "probe deadline reached" }
+      else
+        slot:release()
+        loop.sleep(pause)
+        slot:acquire()
+        local try = session_of()
+        try.no_relay = true
+        local sum = M.summary(run_session(try))
+        sum.pause_ms = pause
+        s.repeats[#s.repeats + 1] = sum
+      end
+    end
   end
   slot:release()
   return s
