@@ -5,52 +5,16 @@ local cjson = require "cjson"
 local core = require "mxprobe.core"
 local lab = require "support.lab"
 
-local ENV = ('LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="%s;;"')
-  :format(os.getenv("MXPROBE_CPATH") or "build/?.so")
-local MXPROBE = ENV .. " lua5.4 bin/mxprobe " .. lab.lab_args()
+local C = require "support.cli"
+local fqdn, write_file, read_file, list_file, sh, json_lines =
+  C.fqdn, C.write_file, C.read_file, C.list_file, C.sh, C.json_lines
+
+local MXPROBE = C.ENV .. " lua5.4 bin/mxprobe " .. lab.lab_args()
 
 -- quick lab domains (each query a few ms to a few hundred)
 local QUICK = { "good", "expired", "notls", "selfsigned", "wrongname", "incomplete", "mixed", "implicit",
   "nullmx", "nxdomain", "single", "samehost", "mxcname", "tls12", "openrelay", "greylist", "helo",
   "dangling", "noaddr", "expiring" }
-
-local function fqdn(d) return d .. ".example.test" end
-
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function list_file(lines)
-  local path = os.tmpname()
-  write_file(path, table.concat(lines, "\n") .. "\n")
-  return path
-end
-
--- runs a shell script; returns stdout and exit status
-local function sh(script)
-  local p = assert(io.popen(script))
-  local out = p:read("a")
-  local _, _, st = p:close()
-  return out, st
-end
-
--- the JSON lines of s: every one complete and valid; the list of objects
-local function json_lines(s)
-  assert.equal("\n", s:sub(-1), "the output ends with a complete line")
-  local list = {}
-  for line in s:gmatch("([^\n]*)\n") do list[#list + 1] = cjson.decode(line) end
-  return list
-end
 
 local function queries_of(list)
   local set, n = {}, 0

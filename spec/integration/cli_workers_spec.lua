@@ -2,52 +2,16 @@
 -- per-address cap held across worker processes (counted in Postfix's own
 -- log), a worker killed mid-run, SIGINT and --resume with workers,
 -- --rate-per-address.
-local cjson = require "cjson"
 local core = require "mxprobe.core"
 local lab = require "support.lab"
 local loop = require "mxprobe.loop"
 
-local ENV = ('LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="%s;;"')
-  :format(os.getenv("MXPROBE_CPATH") or "build/?.so")
-local MXPROBE = ENV .. " lua5.4 bin/mxprobe " .. lab.lab_args()
+local C = require "support.cli"
+local fqdn, read_file, list_file, sh, json_lines = C.fqdn, C.read_file, C.list_file, C.sh, C.json_lines
+
+local MXPROBE = C.ENV .. " lua5.4 bin/mxprobe " .. lab.lab_args()
+
 local MAILLOG = "spec/lab/state/postfix/maillog"
-
-local function fqdn(d) return d .. ".example.test" end
-
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function list_file(lines)
-  local path = os.tmpname()
-  write_file(path, table.concat(lines, "\n") .. "\n")
-  return path
-end
-
-local function sh(script)
-  local p = assert(io.popen(script))
-  local out = p:read("a")
-  p:close()
-  return out
-end
-
--- every line complete and valid JSON; the list of objects
-local function json_lines(s)
-  assert.equal("\n", s:sub(-1), "the output ends with a complete line")
-  local list = {}
-  for line in s:gmatch("([^\n]*)\n") do list[#list + 1] = cjson.decode(line) end
-  return list
-end
 
 -- query -> "verdict code:state,..." (what a user compares between runs)
 local function outcomes(list)
