@@ -11,8 +11,6 @@ local fqdn, read_file, list_file, sh, json_lines = C.fqdn, C.read_file, C.list_f
 
 local MXPROBE = C.ENV .. " lua5.4 bin/mxprobe " .. lab.lab_args()
 
-local MAILLOG = "spec/lab/state/postfix/maillog"
-
 -- query -> "verdict code:state,..." (what a user compares between runs)
 local function outcomes(list)
   local by = {}
@@ -28,7 +26,7 @@ end
 
 local function mark()
   loop.sleep(300)   -- sessions of earlier specs reach the log first
-  return #read_file(MAILLOG)
+  return #read_file(lab.MAILLOG)
 end
 
 -- postscreen's sessions in a stretch of the log, in the order Postfix
@@ -58,7 +56,7 @@ end
 local function wait_sessions(from, n)
   local log
   for _ = 1, 50 do
-    log = read_file(MAILLOG):sub(from + 1)
+    log = read_file(lab.MAILLOG):sub(from + 1)
     local _, connects, refused = postscreen_sessions(log)
     local _, ends = log:gsub("lab%-postscreen/smtpd%[%d+%]: disconnect from ", "")
     if connects >= n and ends + refused >= n then break end

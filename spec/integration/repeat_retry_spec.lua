@@ -10,35 +10,9 @@ local loop = require "mxprobe.loop"
 local lab = require "support.lab"
 local H = require "hostile.peer"
 
-local MAILLOG = "spec/lab/state/postfix/maillog"
+local read_log, disconnects = lab.maillog, lab.disconnects
 
-local function read_log()
-  local f = assert(io.open(MAILLOG))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
--- the smtpd "disconnect" summaries of one lab service in a log, in order
-local function disconnects(log, service)
-  local out = {}
-  for line in log:gmatch("[^\n]+") do
-    local svc, summary = line:match(" (lab%-[%w%-]+)/smtpd%[%d+%]: disconnect from %S+ (.*)$")
-    if svc == service then out[#out + 1] = summary end
-  end
-  return out
-end
-
-local function finding(j, code, address)
-  local found
-  for _, f in ipairs(j.findings) do
-    if f.code == code and (not address or (f.target and f.target.address == address)) then
-      assert.is_nil(found, "two findings " .. code)
-      found = f
-    end
-  end
-  return found
-end
+local finding = lab.finding
 
 -- the commands of a dialog's transcript, in order
 local function sent(s)

@@ -5,14 +5,7 @@ local lab = require "support.lab"
 local loop = require "mxprobe.loop"
 local core = require "mxprobe.core"
 
-local MAILLOG = "spec/lab/state/postfix/maillog"
-
-local function read_log()
-  local f = assert(io.open(MAILLOG))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_log = lab.maillog
 
 -- the log from byte `from` on: what Postfix wrote since then
 local function log_since(from)

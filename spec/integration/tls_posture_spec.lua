@@ -11,36 +11,16 @@ local facts_io = require "mxprobe.facts"
 local loop = require "mxprobe.loop"
 local lab = require "support.lab"
 
-local MAILLOG = "spec/lab/state/postfix/maillog"
-
-local function read_log()
-  local f = assert(io.open(MAILLOG))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_log = lab.maillog
 
 -- the smtpd "disconnect" summaries of one lab service in a log, sorted
 local function disconnects(log, service)
-  local out = {}
-  for line in log:gmatch("[^\n]+") do
-    local svc, summary = line:match(" (lab%-[%w%-]+)/smtpd%[%d+%]: disconnect from %S+ (.*)$")
-    if svc == service then out[#out + 1] = summary end
-  end
+  local out = lab.disconnects(log, service)
   table.sort(out)
   return out
 end
 
-local function finding(j, code, address)
-  local found
-  for _, f in ipairs(j.findings) do
-    if f.code == code and (not address or (f.target and f.target.address == address)) then
-      assert.is_nil(found, "two findings " .. code)
-      found = f
-    end
-  end
-  return found
-end
+local finding = lab.finding
 
 -- the codes of a target's findings that fail and count (not info), sorted
 local function failures(j, address)

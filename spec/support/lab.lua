@@ -3,6 +3,27 @@ local M = {}
 
 M.RESOLVER = "127.0.53.53"
 M.CA_FILE = "spec/lab/state/ca/root.pem"
+M.MAILLOG = "spec/lab/state/postfix/maillog"   -- the lab Postfix's own log
+
+--- The lab Postfix's log, whole.
+function M.maillog()
+  local f = assert(io.open(M.MAILLOG))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- The smtpd "disconnect" summaries ("ehlo=1 mail=1 ... commands=5") of
+-- one lab service (its syslog_name, "lab-good1") in a piece of the log, in
+-- log order.
+function M.disconnects(log, service)
+  local out = {}
+  for line in log:gmatch("[^\n]+") do
+    local svc, summary = line:match(" (lab%-[%w%-]+)/smtpd%[%d+%]: disconnect from %S+ (.*)$")
+    if svc == service then out[#out + 1] = summary end
+  end
+  return out
+end
 
 --- Probe options pointing at the lab, with short deadlines; extra wins.
 function M.options(extra)
@@ -40,6 +61,19 @@ function M.assert_valid_facts(facts_by_name, names)
     local back = assert(facts_mod.decode(facts_mod.encode(facts_by_name[d])))[1]
     assert(facts_mod.validate(back), d .. " after JSON")
   end
+end
+
+--- The one finding of a judgement with this code (and, when given, for
+-- this target address); nil when there is none. Two such findings fail.
+function M.finding(j, code, address)
+  local found
+  for _, f in ipairs(j.findings) do
+    if f.code == code and (not address or (f.target and f.target.address == address)) then
+      assert(found == nil, "two findings " .. code)
+      found = f
+    end
+  end
+  return found
 end
 
 function M.lab_args()
