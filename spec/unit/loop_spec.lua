@@ -264,7 +264,10 @@ describe("loop deadlines #unit", function()
           local now = core.now()
           n = n + 1
           if now < d then early = early + 1 end
-          if now > d + 25 then late = late + 1 end
+          -- "long after" is a lost deadline (woken only by some later
+          -- event or never), not scheduling delay: 300 tasks on a loaded
+          -- 2-core machine under ASan are often 25+ ms late, never 250
+          if now > d + 250 then late = late + 1 end
         end
       end)
     end
