@@ -171,6 +171,20 @@ def generate():
 
 # ------------------------------------------------------------------ processes
 
+LAST_SPLIT = [None]   # (own CPU s, reaped children's CPU s) of the last run()
+
+
+def proc_cpu_split(pid):
+    """(user+sys of pid itself, of its reaped children) in s, or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            v = f.read().rsplit(")", 1)[1].split()
+        tick = os.sysconf("SC_CLK_TCK")
+        return (int(v[11]) + int(v[12])) / tick, (int(v[13]) + int(v[14])) / tick
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def run(cmd, stdout=None, nofile=None, env=None, timeout=900):
     """Runs cmd; returns (status, wall s, cpu s, maxrss KiB, stdout text)."""
     outf = open(stdout or os.devnull, "w")
@@ -186,11 +200,15 @@ def run(cmd, stdout=None, nofile=None, env=None, timeout=900):
     p = subprocess.Popen(cmd, stdout=outf, stderr=errf, env=env or ENV, cwd=ROOT, preexec_fn=pre)
     deadline = t0 + timeout
     while True:
-        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-        if pid:
+        # ended: its own CPU and its reaped children's (the --workers
+        # processes) read apart from /proc before it is reaped
+        if os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            LAST_SPLIT[0] = proc_cpu_split(p.pid)
+            pid, status, ru = os.wait4(p.pid, 0)
             break
         if time.monotonic() > deadline:
             p.kill()
+            LAST_SPLIT[0] = None
             pid, status, ru = os.wait4(p.pid, 0)
             break
         time.sleep(0.02)
@@ -267,9 +285,13 @@ def bulk_run(listfile, n, conc, label, per_address=None):
     lines, targets, complete, verdicts = jsonl_stats(out) if os.path.exists(out) else (0, 0, 0, {})
     if st not in (0, 1, 2) or lines != n:
         broke("%s: status %d, %d of %d lines" % (label, st, lines, n))
-    say("%s: %.1f s wall, %.1f s CPU, %d KiB, %d lines, %d/%d targets complete, %s"
-        % (label, wall, cpu, rss, lines, complete, targets, verdicts))
-    return {"wall": wall, "cpu": cpu, "rss": rss, "lines": lines, "targets": targets,
+    split = LAST_SPLIT[0] or (float("nan"), float("nan"))
+    say("%s: %.1f s wall, %.1f s CPU (coordinator %.2f s = %.0f us/domain, workers %.2f s = %.0f us/domain),"
+        " %d KiB, %d lines, %d/%d targets complete, %s"
+        % (label, wall, cpu, split[0], split[0] / max(n, 1) * 1e6, split[1], split[1] / max(n, 1) * 1e6,
+           rss, lines, complete, targets, verdicts))
+    return {"wall": wall, "cpu": cpu, "own": split[0], "children": split[1], "rss": rss, "lines": lines,
+            "targets": targets,
             "complete": complete, "verdicts": verdicts, "busy": busy, "machine": m1[0] - m0[0],
             "relay": r1 - r0}
 
@@ -474,6 +496,7 @@ def table(R, secs, relay_note):
         row("  the machine meanwhile: busy", "%.0f%% of %d cores" % (100 * b["busy"], os.cpu_count()), "", None)
         row("    CPU s: mxprobe / relay / rest (Postfix, DNS, other)", "%.1f / %.1f / %.1f" % (
             b["cpu"], b["relay"], b["machine"] - b["cpu"] - b["relay"]), "", None)
+        row("    mxprobe CPU s: coordinator / workers", "%.1f / %.1f" % (b["own"], b["children"]), "", None)
         row("  peak RSS (c%d)" % K["conc"], "%.1f MiB" % (b["rss"] / 1024), "", None)
         row("  probes/s (domains)", "%.0f" % pps, ">= 167 (60 s)", pps >= 10000 / 60)
         row("  targets complete", "%d of %d" % (b["complete"], b["targets"]), "", None)
@@ -482,6 +505,8 @@ def table(R, secs, relay_note):
         cpp = c["cpu"] / max(c["targets"], 1) * 1e6
         fpp = f["cpu"] / max(f["probes"], 1) * 1e6
         row("client CPU per full probe: mxprobe c16", "%.0f us" % cpp, "", None)
+        row("  of which: coordinator / workers", "%.0f / %.0f us" % (
+            c["own"] / max(c["targets"], 1) * 1e6, c["children"] / max(c["targets"], 1) * 1e6), "", None)
         row("  16 floor clients (no DNS)", "%.0f us" % fpp, "", None)
         row("  mxprobe / floor", "%.2f x" % (cpp / fpp), "<= 1.1 x", cpp / fpp <= 1.1)
         tp, tf = c["targets"] / c["wall"], f["probes"] / f["wall"]
