@@ -370,13 +370,16 @@ local function run_queries(args, fmt, shard, policy, plan)
   end
   local probe_many = mxprobe.probe_many
   if plan then   -- --workers N: the same contract, in N processes
+    -- bulk CPU: the workers judge and render the lines of a line format
+    -- (the policy loaded there as here), this process only writes them
+    if STREAMING[fmt] then plan.render = { fmt = fmt, policy = args.policy, expiry_days = args.expiry_days } end
     probe_many = function(src, o, sink, wl)
       return require("mxprobe.cli.workers").probe_many(src, o, sink, wl, plan)
     end
   end
-  local n, perr = probe_many(next_query, probe_options(args), function(f, i)
+  local n, perr = probe_many(next_query, probe_options(args), function(f, i, ready)
     if R.werr then return end
-    local ok, err = R.emit(f, i)
+    local ok, err = R.emit(f, i, ready)
     if not ok then
       R.werr = err
       run_loop:stop()
@@ -420,7 +423,6 @@ function M.run(argv)
   if shard == nil then return fail(berr) end
 
   local probe = require "mxprobe.probe"
-  local pol = require "mxprobe.policy"
   -- bad queries and a broken policy are told before a whole probe run
   for _, q in ipairs(args.query) do
     local ok, err = probe.parse_query(q, args.host)
@@ -429,19 +431,10 @@ function M.run(argv)
   -- the policy first: a broken policy file should not cost a whole probe run
   local policy
   if fmt ~= "facts" then
+    -- bulk CPU: loaded as a worker process loads it (mxprobe.cli.results)
     local err
-    if args.policy then
-      policy, err = pol.load(args.policy)
-      if not policy then return fail(err) end
-    else
-      policy = pol.default()
-    end
-    if args.expiry_days then
-      if args.expiry_days < 0 then return fail("--expiry-days must not be negative") end
-      local err2
-      policy, err2 = pol.merge(policy, { thresholds = { expiry_days = args.expiry_days } }, "--expiry-days")
-      if not policy then return fail(err2) end
-    end
+    policy, err = require("mxprobe.cli.results").policy(args.policy, args.expiry_days)
+    if not policy then return fail(err) end
   end
 
   local plan, werr = workers_plan(args, argv)

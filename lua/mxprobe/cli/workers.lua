@@ -4,8 +4,13 @@
 -- The CLI process becomes the coordinator. It reads the queries (the same
 -- source, shard filter and resume skip as an in-process run), hands them to
 -- the workers over socketpairs, gets each query's facts back and gives them
--- to the same results sink: judging, output, progress and exit status stay
--- in one process, which alone writes. It is also the slot broker for the
+-- to the same results sink: output, progress and exit status stay in one
+-- process, which alone writes. For a line format (jsonl, facts: o.render)
+-- the workers also judge and render each query's line, and the coordinator
+-- only writes it and counts its verdict (bulk CPU: the coordinator's
+-- decoding, judging and encoding held back two workers); for a whole
+-- document (json, text, html, ...) it gets the facts and judges them
+-- itself. It is also the slot broker for the
 -- per-address cap (mxprobe.broker): a worker that wants to connect to an
 -- address asks for a slot and its task stays parked (no busy wait) until
 -- the grant comes; so --per-address holds across all workers, and
@@ -16,18 +21,31 @@
 --       with_loop(l) for the CLI's signal watch and stop), in o.workers
 --       processes started as o.command (argv: interpreter, its options,
 --       the script, cli.WORKER_ARG); o.interval: least ms between two
---       connections to one address (--rate-per-address)
+--       connections to one address (--rate-per-address); o.render =
+--       {fmt = "jsonl"|"facts", policy = path|nil, expiry_days = n|nil}:
+--       the workers render the lines (mxprobe.cli.results.renderer), and
+--       the sink gets sink(nil, i, {line = s, verdict = v}) for each
+--       (v "-" for facts) -- but still sink(facts, i) for the facts of a
+--       query that no worker could end (a worker died), or that a worker
+--       could not render
 --   workers.worker_main() -> exit status: a worker process (descriptor 3
 --       is its channel to the coordinator)
 --   workers.parse(line, from) -> message | nil, reason   (pure)
 --
 -- The protocol: one message a line, at most core.limits.channel_line_max
 -- bytes; from = the side that sent it.
---   coordinator -> worker:  "O <json>"       the probe options (first line)
+--   coordinator -> worker:  "O <json>"       the probe options (first line);
+--                                            its field "render" (o.render)
+--                                            asks for J instead of F
 --                           "Q <id> <query>" probe this query
 --                           "G <key>"        a slot of key is yours
 --                           "E"              no more queries: end when done
 --   worker -> coordinator:  "F <id> <json>"  the facts of query id
+--                           "J <id> <verdict> <json>"  the line of query id,
+--                                            rendered (verdict: ok, warning,
+--                                            critical, unknown; "-" for a
+--                                            facts line); F when it could not
+--                                            be (too long, an internal error)
 --                           "A <key>"        I want a slot of key
 --                           "R <key>"        I release a slot of key
 -- key = "address|port". A worker's end of its channel closing before it
@@ -64,6 +82,8 @@ local function valid_key(k)
   return #k <= M.KEY_MAX and k:match("^[%x:%.]+|%d+$") ~= nil
 end
 
+local VERDICTS = { ok = true, warning = true, critical = true, unknown = true, ["-"] = true }
+
 local function id_of(s)
   if #s > 15 then return nil end
   return math.tointeger(tonumber(s))
@@ -86,6 +106,11 @@ function M.parse(line, from)
       id = id and id_of(id)
       if not id then return nil, "F: expected an id and a JSON object" end
       return { t = "F", id = id, body = body }
+    elseif t == "J" then
+      local id, v, body = rest:match("^(%d+) ([%l%-]+) ({.*)$")
+      id = id and id_of(id)
+      if not id or not VERDICTS[v] then return nil, "J: expected an id, a verdict and a JSON object" end
+      return { t = "J", id = id, verdict = v, body = body }
     elseif t == "A" or t == "R" then
       if not valid_key(rest) then return nil, t .. ": not an address|port key" end
       return { t = t, key = rest }
@@ -200,6 +225,7 @@ function M.probe_many(source, opts, sink, with_loop, o)
   local wopts = {}
   for k, v in pairs(opts) do wopts[k] = v end
   wopts.run_id = ctx.run.id
+  wopts.render = o.render
   local optline = "O " .. json.encode(wopts)
 
   local workers = {}
@@ -291,6 +317,18 @@ function M.probe_many(source, opts, sink, with_loop, o)
           w.inflight[m.id] = nil
           w.load = w.load - 1
           sink(f, p.i)
+          p.sem:release()
+        end
+      elseif m.t == "J" then
+        local p = w.inflight[m.id]
+        if not p then
+          bad = "a line of a query it did not have"
+        elseif not o.render or (m.verdict == "-") ~= (o.render.fmt == "facts") then
+          bad = "a line it was not asked for"
+        else
+          w.inflight[m.id] = nil
+          w.load = w.load - 1
+          sink(nil, p.i, { line = m.body, verdict = m.verdict })
           p.sem:release()
         end
       elseif m.t == "A" then
@@ -410,6 +448,19 @@ function M.worker_main()
   for k, v in pairs(opts) do
     if math.type(v) == "float" and math.tointeger(v) then opts[k] = math.tointeger(v) end
   end
+  -- a line format: this process judges and renders each line
+  local render
+  if opts.render ~= nil then
+    local spec = opts.render
+    opts.render = nil
+    local rerr2 = "not a table"
+    if type(spec) == "table" then render, rerr2 = require("mxprobe.cli.results").renderer(spec) end
+    if not render then
+      say("cannot render lines: " .. tostring(rerr2))
+      return 3
+    end
+  end
+  local line_max = core.limits.channel_line_max
 
   local dead = nil         -- why the coordinator is gone
   local ended = false      -- "E" came (or the end)
@@ -509,7 +560,16 @@ function M.worker_main()
     ids[i] = nil
     sunk = sunk + 1
     if not dead then
-      local ok, err = chan:send(("F %d %s"):format(id, facts_io.encode(f)))
+      local msg
+      if render then
+        local rok, rline, verdict = pcall(render, f)
+        if rok then
+          msg = ("J %d %s %s"):format(id, verdict, rline)
+          if #msg > line_max then msg = nil end
+        end
+      end
+      msg = msg or ("F %d %s"):format(id, facts_io.encode(f))
+      local ok, err = chan:send(msg)
       if not ok then stop("cannot send: " .. tostring(err)) end
     end
     all_done()
