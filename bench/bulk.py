@@ -41,7 +41,8 @@ Knobs (environment): BENCH_BULK_DOMAINS, BENCH_BULK_ADDRS, BENCH_BULK_SLOW_ADDRS
 BENCH_BULK_CONC, BENCH_BULK_PER_ADDRESS (2), BENCH_BULK_TPUT, BENCH_BULK_IDLE,
 BENCH_BULK_IDLE_RUNS (5), BENCH_BULK_RSS_QUERIES, BENCH_BULK_PEER,
 BENCH_BULK_DELAY_MS (25), BENCH_BULK_GREET (6), BENCH_BULK_WORKERS (0: mxprobe's
-default, one worker process per core; 1: all in one process); 0 skips a part (DOMAINS,
+default, one worker process per core; 1: all in one process), BENCH_BULK_ARGS (more
+mxprobe options, split on spaces); 0 skips a part (DOMAINS,
 TPUT, IDLE, RSS_QUERIES, PEER). Paths: LUA (lua5.4), BENCH_FLOOR
 (build/bench/floor), BUILD (build).
 """
@@ -83,6 +84,9 @@ K = {
     "greet": knob("BENCH_BULK_GREET", 6),
     "workers": knob("BENCH_BULK_WORKERS", 0),
 }
+# more mxprobe options for every run (e.g. "--no-tls-versions": what the
+# probe costs without the four extra STARTTLS dialogs of tls_versions)
+EXTRA_ARGS = os.environ.get("BENCH_BULK_ARGS", "").split()
 LUA = os.environ.get("LUA") or "lua5.4"
 BUILD = os.path.join(ROOT, os.environ.get("BUILD") or "build")
 OUT = os.path.join(BUILD, "bench", "bulk")
@@ -230,7 +234,7 @@ def mxprobe_cmd(listfile, outfile, conc, per_address=None):
         cmd += ["--per-address", str(per_address)]
     if K["workers"]:
         cmd += ["--workers", str(K["workers"])]
-    return cmd
+    return cmd + EXTRA_ARGS
 
 
 def jsonl_stats(path):
@@ -554,9 +558,10 @@ def table(R, secs, relay_note):
     print("  50 ms RTT: NOT netem (this kernel has no sch_netem: \"Specified qdisc kind is unknown\"); bench/relay.py,")
     print("  a user-space TCP relay in front of the lab's 5 healthy Postfix services, holds every chunk %d ms each way"
           % K["delay_ms"])
-    print("  mxprobe: --concurrency %d --per-address %d, -f, --format jsonl -o FILE; %s"
+    print("  mxprobe: --concurrency %d --per-address %d, -f, --format jsonl -o FILE; %s%s"
           % (K["conc"], K["per_address"],
-             "--workers %d" % K["workers"] if K["workers"] else "--workers default (one per core)"))
+             "--workers %d" % K["workers"] if K["workers"] else "--workers default (one per core)",
+             "; " + " ".join(EXTRA_ARGS) if EXTRA_ARGS else ""))
     print()
     w = max(len(x[0]) for x in rows) if rows else 10
     print("  %-*s  %-34s %-14s %s" % (w, "", "measured", "target", ""))
