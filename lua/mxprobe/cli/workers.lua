@@ -89,33 +89,39 @@ local function id_of(s)
   return math.tointeger(tonumber(s))
 end
 
+-- (bulk CPU: a message of facts or of a result line is 10-20 KB, so no
+-- pattern here runs over its body -- a character class tried at every byte
+-- cost 0.45 ms a message; the line breaks are looked for with a plain
+-- search, the body is taken from its position)
 function M.parse(line, from)
   if from ~= "worker" and from ~= "coordinator" then
     error("workers.parse: from must be 'worker' or 'coordinator'", 2)
   end
   if type(line) ~= "string" then return nil, "not a line" end
-  if line:find("[\r\n]") then return nil, "a line break inside a message" end
-  local t, rest = line:match("^(%u) (.*)$")
+  if line:find("\n", 1, true) or line:find("\r", 1, true) then return nil, "a line break inside a message" end
+  local t = line:match("^(%u) ")
   if not t then
     if line == "E" and from == "coordinator" then return { t = "E" } end
     return nil, "not a message"
   end
   if from == "worker" then
     if t == "F" then
-      local id, body = rest:match("^(%d+) ({.*)$")
+      local id, at = line:match("^(%d+) (){", 3)
       id = id and id_of(id)
       if not id then return nil, "F: expected an id and a JSON object" end
-      return { t = "F", id = id, body = body }
+      return { t = "F", id = id, body = line:sub(at) }
     elseif t == "J" then
-      local id, v, body = rest:match("^(%d+) ([%l%-]+) ({.*)$")
+      local id, v, at = line:match("^(%d+) ([%l%-]+) (){", 3)
       id = id and id_of(id)
       if not id or not VERDICTS[v] then return nil, "J: expected an id, a verdict and a JSON object" end
-      return { t = "J", id = id, verdict = v, body = body }
+      return { t = "J", id = id, verdict = v, body = line:sub(at) }
     elseif t == "A" or t == "R" then
+      local rest = line:sub(3)
       if not valid_key(rest) then return nil, t .. ": not an address|port key" end
       return { t = t, key = rest }
     end
   elseif from == "coordinator" then
+    local rest = line:sub(3)
     if t == "O" then
       if rest:sub(1, 1) ~= "{" then return nil, "O: expected a JSON object" end
       return { t = "O", body = rest }
