@@ -35,8 +35,9 @@ ends; after an interruption, the same command with --resume skips what FILE
 already holds. --shard I/N probes this machine's share of the list.
 SIGINT/SIGTERM: no new query starts, those in flight get 5 s to end, every
 line written is complete; "interrupted: N of M done", status 130/143.
---workers N probes in N processes; this one reads, judges and writes, and
-hands out the --per-address slots, so the cap holds across all of them.
+--workers N probes in N processes (which also judge jsonl and facts lines);
+this one reads and writes, and hands out the --per-address slots, so the
+cap holds across all of them.
 
 Exit status: 0 ok, 1 warning, 2 critical, 3 could not test, bad usage or
 output that could not be written; 130/143 interrupted.]])
