@@ -10,11 +10,11 @@
 -- only writes it and counts its verdict (bulk CPU: the coordinator's
 -- decoding, judging and encoding held back two workers); for a whole
 -- document (json, text, html, ...) it gets the facts and judges them
--- itself. It is also the slot broker for the
--- per-address cap (mxprobe.broker): a worker that wants to connect to an
--- address asks for a slot and its task stays parked (no busy wait) until
--- the grant comes; so --per-address holds across all workers, and
--- --rate-per-address spaces the connections to one address.
+-- itself. It is also the slot broker for the per-address cap
+-- (mxprobe.broker): a worker that wants to connect to an address asks for
+-- a slot and its task stays parked (no busy wait) until the grant comes;
+-- so --per-address holds across all workers, and --rate-per-address
+-- spaces the connections to one address.
 --
 --   workers.probe_many(source, opts, sink, with_loop, o) -> n | nil, message
 --       the contract of mxprobe.probe.probe_many (source, sink(facts, i),
@@ -49,8 +49,10 @@
 --                           "A <key>"        I want a slot of key
 --                           "R <key>"        I release a slot of key
 -- key = "address|port". A worker's end of its channel closing before it
--- ended (it died), or any malformed line from it, ends that worker: it is
--- killed and reaped, the slots it held are released, and each query it had
+-- ended (it died), or any malformed line from it (a J of a query it was
+-- not given, or not of the kind asked for: "-" only for facts), ends that
+-- worker: it is killed and reaped, the slots it held are released, and
+-- each query it had
 -- in flight gets facts with an error ("worker ... died: signal 9"), which
 -- judge as could-not-test. A worker whose coordinator is gone (its channel
 -- closes) stops at once. Workers run in process groups of their own: a
