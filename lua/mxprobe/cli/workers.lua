@@ -52,9 +52,8 @@
 -- ended (it died), or any malformed line from it (a J of a query it was
 -- not given, or not of the kind asked for: "-" only for facts), ends that
 -- worker: it is killed and reaped, the slots it held are released, and
--- each query it had
--- in flight gets facts with an error ("worker ... died: signal 9"), which
--- judge as could-not-test. A worker whose coordinator is gone (its channel
+-- each query it had in flight gets facts with an error ("worker ...
+-- died: signal 9"), which judge as could-not-test. A worker whose coordinator is gone (its channel
 -- closes) stops at once. Workers run in process groups of their own: a
 -- terminal's Ctrl-C reaches only the coordinator, which stops handing out
 -- queries, lets those in flight end (the CLI's grace period), and then
