@@ -461,7 +461,12 @@ function M.worker_main()
     local spec = opts.render
     opts.render = nil
     local rerr2 = "not a table"
-    if type(spec) == "table" then render, rerr2 = require("mxprobe.cli.results").renderer(spec) end
+    if type(spec) == "table" then
+      -- --expiry-days 30 came as 30.0: given to the policy as the CLI has it
+      local d = spec.expiry_days
+      if math.type(d) == "float" and math.tointeger(d) then spec.expiry_days = math.tointeger(d) end
+      render, rerr2 = require("mxprobe.cli.results").renderer(spec)
+    end
     if not render then
       say("cannot render lines: " .. tostring(rerr2))
       return 3
