@@ -41,7 +41,8 @@ Knobs (environment): BENCH_BULK_DOMAINS, BENCH_BULK_ADDRS, BENCH_BULK_SLOW_ADDRS
 BENCH_BULK_CONC, BENCH_BULK_PER_ADDRESS (2), BENCH_BULK_TPUT, BENCH_BULK_IDLE,
 BENCH_BULK_IDLE_RUNS (5), BENCH_BULK_RSS_QUERIES, BENCH_BULK_PEER,
 BENCH_BULK_DELAY_MS (25), BENCH_BULK_GREET (6), BENCH_BULK_WORKERS (0: mxprobe's
-default, one worker process per core; 1: all in one process); 0 skips a part (DOMAINS,
+default, one worker process per core; 1: all in one process), BENCH_BULK_ARGS (more
+mxprobe options, split on spaces); 0 skips a part (DOMAINS,
 TPUT, IDLE, RSS_QUERIES, PEER). Paths: LUA (lua5.4), BENCH_FLOOR
 (build/bench/floor), BUILD (build).
 """
@@ -83,6 +84,9 @@ K = {
     "greet": knob("BENCH_BULK_GREET", 6),
     "workers": knob("BENCH_BULK_WORKERS", 0),
 }
+# more mxprobe options for every run (e.g. "--no-tls-versions": what the
+# probe costs without the four extra STARTTLS dialogs of tls_versions)
+EXTRA_ARGS = os.environ.get("BENCH_BULK_ARGS", "").split()
 LUA = os.environ.get("LUA") or "lua5.4"
 BUILD = os.path.join(ROOT, os.environ.get("BUILD") or "build")
 OUT = os.path.join(BUILD, "bench", "bulk")
@@ -171,6 +175,20 @@ def generate():
 
 # ------------------------------------------------------------------ processes
 
+LAST_SPLIT = [None]   # (own CPU s, reaped children's CPU s) of the last run()
+
+
+def proc_cpu_split(pid):
+    """(user+sys of pid itself, of its reaped children) in s, or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            v = f.read().rsplit(")", 1)[1].split()
+        tick = os.sysconf("SC_CLK_TCK")
+        return (int(v[11]) + int(v[12])) / tick, (int(v[13]) + int(v[14])) / tick
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def run(cmd, stdout=None, nofile=None, env=None, timeout=900):
     """Runs cmd; returns (status, wall s, cpu s, maxrss KiB, stdout text)."""
     outf = open(stdout or os.devnull, "w")
@@ -186,11 +204,15 @@ def run(cmd, stdout=None, nofile=None, env=None, timeout=900):
     p = subprocess.Popen(cmd, stdout=outf, stderr=errf, env=env or ENV, cwd=ROOT, preexec_fn=pre)
     deadline = t0 + timeout
     while True:
-        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-        if pid:
+        # ended: its own CPU and its reaped children's (the --workers
+        # processes) read apart from /proc before it is reaped
+        if os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            LAST_SPLIT[0] = proc_cpu_split(p.pid)
+            pid, status, ru = os.wait4(p.pid, 0)
             break
         if time.monotonic() > deadline:
             p.kill()
+            LAST_SPLIT[0] = None
             pid, status, ru = os.wait4(p.pid, 0)
             break
         time.sleep(0.02)
@@ -212,7 +234,7 @@ def mxprobe_cmd(listfile, outfile, conc, per_address=None):
         cmd += ["--per-address", str(per_address)]
     if K["workers"]:
         cmd += ["--workers", str(K["workers"])]
-    return cmd
+    return cmd + EXTRA_ARGS
 
 
 def jsonl_stats(path):
@@ -267,9 +289,13 @@ def bulk_run(listfile, n, conc, label, per_address=None):
     lines, targets, complete, verdicts = jsonl_stats(out) if os.path.exists(out) else (0, 0, 0, {})
     if st not in (0, 1, 2) or lines != n:
         broke("%s: status %d, %d of %d lines" % (label, st, lines, n))
-    say("%s: %.1f s wall, %.1f s CPU, %d KiB, %d lines, %d/%d targets complete, %s"
-        % (label, wall, cpu, rss, lines, complete, targets, verdicts))
-    return {"wall": wall, "cpu": cpu, "rss": rss, "lines": lines, "targets": targets,
+    split = LAST_SPLIT[0] or (float("nan"), float("nan"))
+    say("%s: %.1f s wall, %.1f s CPU (coordinator %.2f s = %.0f us/domain, workers %.2f s = %.0f us/domain),"
+        " %d KiB, %d lines, %d/%d targets complete, %s"
+        % (label, wall, cpu, split[0], split[0] / max(n, 1) * 1e6, split[1], split[1] / max(n, 1) * 1e6,
+           rss, lines, complete, targets, verdicts))
+    return {"wall": wall, "cpu": cpu, "own": split[0], "children": split[1], "rss": rss, "lines": lines,
+            "targets": targets,
             "complete": complete, "verdicts": verdicts, "busy": busy, "machine": m1[0] - m0[0],
             "relay": r1 - r0}
 
@@ -474,6 +500,7 @@ def table(R, secs, relay_note):
         row("  the machine meanwhile: busy", "%.0f%% of %d cores" % (100 * b["busy"], os.cpu_count()), "", None)
         row("    CPU s: mxprobe / relay / rest (Postfix, DNS, other)", "%.1f / %.1f / %.1f" % (
             b["cpu"], b["relay"], b["machine"] - b["cpu"] - b["relay"]), "", None)
+        row("    mxprobe CPU s: coordinator / workers", "%.1f / %.1f" % (b["own"], b["children"]), "", None)
         row("  peak RSS (c%d)" % K["conc"], "%.1f MiB" % (b["rss"] / 1024), "", None)
         row("  probes/s (domains)", "%.0f" % pps, ">= 167 (60 s)", pps >= 10000 / 60)
         row("  targets complete", "%d of %d" % (b["complete"], b["targets"]), "", None)
@@ -482,6 +509,8 @@ def table(R, secs, relay_note):
         cpp = c["cpu"] / max(c["targets"], 1) * 1e6
         fpp = f["cpu"] / max(f["probes"], 1) * 1e6
         row("client CPU per full probe: mxprobe c16", "%.0f us" % cpp, "", None)
+        row("  of which: coordinator / workers", "%.0f / %.0f us" % (
+            c["own"] / max(c["targets"], 1) * 1e6, c["children"] / max(c["targets"], 1) * 1e6), "", None)
         row("  16 floor clients (no DNS)", "%.0f us" % fpp, "", None)
         row("  mxprobe / floor", "%.2f x" % (cpp / fpp), "<= 1.1 x", cpp / fpp <= 1.1)
         tp, tf = c["targets"] / c["wall"], f["probes"] / f["wall"]
@@ -529,9 +558,10 @@ def table(R, secs, relay_note):
     print("  50 ms RTT: NOT netem (this kernel has no sch_netem: \"Specified qdisc kind is unknown\"); bench/relay.py,")
     print("  a user-space TCP relay in front of the lab's 5 healthy Postfix services, holds every chunk %d ms each way"
           % K["delay_ms"])
-    print("  mxprobe: --concurrency %d --per-address %d, -f, --format jsonl -o FILE; %s"
+    print("  mxprobe: --concurrency %d --per-address %d, -f, --format jsonl -o FILE; %s%s"
           % (K["conc"], K["per_address"],
-             "--workers %d" % K["workers"] if K["workers"] else "--workers default (one per core)"))
+             "--workers %d" % K["workers"] if K["workers"] else "--workers default (one per core)",
+             "; " + " ".join(EXTRA_ARGS) if EXTRA_ARGS else ""))
     print()
     w = max(len(x[0]) for x in rows) if rows else 10
     print("  %-*s  %-34s %-14s %s" % (w, "", "measured", "target", ""))

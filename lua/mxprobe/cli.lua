@@ -35,8 +35,9 @@ ends; after an interruption, the same command with --resume skips what FILE
 already holds. --shard I/N probes this machine's share of the list.
 SIGINT/SIGTERM: no new query starts, those in flight get 5 s to end, every
 line written is complete; "interrupted: N of M done", status 130/143.
---workers N probes in N processes; this one reads, judges and writes, and
-hands out the --per-address slots, so the cap holds across all of them.
+--workers N probes in N processes (which also judge jsonl and facts lines);
+this one reads and writes, and hands out the --per-address slots, so the
+cap holds across all of them.
 
 Exit status: 0 ok, 1 warning, 2 critical, 3 could not test, bad usage or
 output that could not be written; 130/143 interrupted.]])
@@ -370,13 +371,16 @@ local function run_queries(args, fmt, shard, policy, plan)
   end
   local probe_many = mxprobe.probe_many
   if plan then   -- --workers N: the same contract, in N processes
+    -- bulk CPU: the workers judge and render the lines of a line format
+    -- (the policy loaded there as here), this process only writes them
+    if STREAMING[fmt] then plan.render = { fmt = fmt, policy = args.policy, expiry_days = args.expiry_days } end
     probe_many = function(src, o, sink, wl)
       return require("mxprobe.cli.workers").probe_many(src, o, sink, wl, plan)
     end
   end
-  local n, perr = probe_many(next_query, probe_options(args), function(f, i)
+  local n, perr = probe_many(next_query, probe_options(args), function(f, i, ready)
     if R.werr then return end
-    local ok, err = R.emit(f, i)
+    local ok, err = R.emit(f, i, ready)
     if not ok then
       R.werr = err
       run_loop:stop()
@@ -420,7 +424,6 @@ function M.run(argv)
   if shard == nil then return fail(berr) end
 
   local probe = require "mxprobe.probe"
-  local pol = require "mxprobe.policy"
   -- bad queries and a broken policy are told before a whole probe run
   for _, q in ipairs(args.query) do
     local ok, err = probe.parse_query(q, args.host)
@@ -429,19 +432,10 @@ function M.run(argv)
   -- the policy first: a broken policy file should not cost a whole probe run
   local policy
   if fmt ~= "facts" then
+    -- bulk CPU: loaded as a worker process loads it (mxprobe.cli.results)
     local err
-    if args.policy then
-      policy, err = pol.load(args.policy)
-      if not policy then return fail(err) end
-    else
-      policy = pol.default()
-    end
-    if args.expiry_days then
-      if args.expiry_days < 0 then return fail("--expiry-days must not be negative") end
-      local err2
-      policy, err2 = pol.merge(policy, { thresholds = { expiry_days = args.expiry_days } }, "--expiry-days")
-      if not policy then return fail(err2) end
-    end
+    policy, err = require("mxprobe.cli.results").policy(args.policy, args.expiry_days)
+    if not policy then return fail(err) end
   end
 
   local plan, werr = workers_plan(args, argv)

@@ -105,10 +105,30 @@ local function check_error(check, msg)
   }
 end
 
+-- a text field of a finding: a string clipped, a number or boolean as text
+local function field(v)
+  if v == nil then return nil end
+  if type(v) == "string" then return clip(v) end
+  if type(v) == "number" or type(v) == "boolean" then return tostring(v) end
+  return nil
+end
+
+-- the codes already seen valid (bulk CPU: a run judges the same few
+-- hundred codes again and again; bounded, a policy's check may make up codes)
+local valid_codes, n_valid = {}, 0
+local function valid_code(c)
+  if type(c) ~= "string" then return false end
+  if valid_codes[c] then return true end
+  if not c:match("^[%w][%w%._%-]*$") then return false end
+  if n_valid >= 4096 then valid_codes, n_valid = {}, 0 end
+  valid_codes[c], n_valid = true, n_valid + 1
+  return true
+end
+
 -- a finding as the check returned it -> a clean finding, or nil, why
 local function clean(f)
   if type(f) ~= "table" then return nil, "a finding is not a table" end
-  if type(f.code) ~= "string" or not f.code:match("^[%w][%w%._%-]*$") then
+  if not valid_code(f.code) then
     return nil, "a finding has no valid code"
   end
   if not STATES[f.state] then return nil, "finding " .. f.code .. " has no valid state" end
@@ -121,12 +141,6 @@ local function clean(f)
     }
     if not target.mx and not target.address then target = nil end
   end
-  local function field(v)
-    if v == nil then return nil end
-    if type(v) == "string" then return clip(v) end
-    if type(v) == "number" or type(v) == "boolean" then return tostring(v) end
-    return nil
-  end
   return {
     code = f.code, state = f.state, target = target,
     message = field(f.message) or f.code,
@@ -134,6 +148,17 @@ local function clean(f)
     remediation = field(f.remediation),
     severity = SEVERITIES[f.severity] and f.severity or nil,
   }
+end
+
+-- what check declares about code (severity, weight, fix): a map-form
+-- declaration read where it is (bulk CPU: mxprobe.checks.declaration
+-- copies it, a table per finding), the list form through the registry
+local function declaration(check, code)
+  local codes = type(check) == "table" and check.codes
+  if type(codes) ~= "table" then return nil end
+  local d = codes[code]
+  if type(d) == "table" then return d end
+  return builtin.declaration(check, code)
 end
 
 -- severity: the policy's (built-in defaults included), the finding's own,
@@ -199,7 +224,7 @@ function M.run(facts, p, ctx)
   local findings = {}
   local function add(f, check)
     if p.disabled[f.code] then return end
-    local decl = builtin.declaration(check, f.code)
+    local decl = declaration(check, f.code)
     f.check = check.id
     f.severity = severity_of(f, decl, p)
     f.weight = weight_of(f, decl, p)
@@ -223,8 +248,8 @@ function M.run(facts, p, ctx)
   local checks_to_run = type(facts.error) == "string" and {} or M.checks(p)
   for _, check in ipairs(checks_to_run) do
     local missing = false
-    for _, field in ipairs(type(check.requires) == "table" and check.requires or {}) do
-      if type(field) == "string" and type(facts[field]) ~= "table" then missing = true end
+    for _, need in ipairs(type(check.requires) == "table" and check.requires or {}) do
+      if type(need) == "string" and type(facts[need]) ~= "table" then missing = true end
     end
     if missing then goto continue end
     local ok, res = run_check(check, facts, cctx, p.scoring.check_instructions)

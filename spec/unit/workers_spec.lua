@@ -9,6 +9,11 @@ describe("workers.parse", function()
       workers.parse('F 17 {"schema":"mxprobe.facts/2"}', "worker"))
     assert.same({ t = "A", key = "127.0.1.1|25" }, workers.parse("A 127.0.1.1|25", "worker"))
     assert.same({ t = "R", key = "2001:db8::1|2525" }, workers.parse("R 2001:db8::1|2525", "worker"))
+    -- bulk CPU: a line the worker rendered, with its verdict ("-": a facts line)
+    assert.same({ t = "J", id = 5, verdict = "warning", body = '{"schema":"mxprobe.result/1"}' },
+      workers.parse('J 5 warning {"schema":"mxprobe.result/1"}', "worker"))
+    assert.same({ t = "J", id = 6, verdict = "-", body = '{"schema":"mxprobe.facts/2"}' },
+      workers.parse('J 6 - {"schema":"mxprobe.facts/2"}', "worker"))
   end)
 
   it("reads every message a coordinator sends", function()
@@ -35,6 +40,11 @@ describe("workers.parse", function()
       { "X 1", "unknown message X" },
       { "A 127.0.0.1|25\r", "a line break inside a message" },
       { "f 1 {}", "not a message" },
+      { "J 1 {}", "J: expected an id, a verdict and a JSON object" },
+      { "J 1 fine {}", "J: expected an id, a verdict and a JSON object" },      -- not a verdict
+      { "J 1 ok [1]", "J: expected an id, a verdict and a JSON object" },
+      { "J x ok {}", "J: expected an id, a verdict and a JSON object" },
+      { "J 1 ok {}\n", "a line break inside a message" },
     }
     for _, c in ipairs(bad) do
       local m, why = workers.parse(c[1], "worker")
@@ -50,6 +60,9 @@ describe("workers.parse", function()
     m, why = workers.parse("F 1 {}", "coordinator")
     assert.is_nil(m)
     assert.equal("unknown message F", why)
+    m, why = workers.parse("J 1 ok {}", "coordinator")
+    assert.is_nil(m)
+    assert.equal("unknown message J", why)
     assert.has_error(function() workers.parse("E", "someone") end)
   end)
 end)

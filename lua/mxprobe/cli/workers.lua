@@ -4,37 +4,56 @@
 -- The CLI process becomes the coordinator. It reads the queries (the same
 -- source, shard filter and resume skip as an in-process run), hands them to
 -- the workers over socketpairs, gets each query's facts back and gives them
--- to the same results sink: judging, output, progress and exit status stay
--- in one process, which alone writes. It is also the slot broker for the
--- per-address cap (mxprobe.broker): a worker that wants to connect to an
--- address asks for a slot and its task stays parked (no busy wait) until
--- the grant comes; so --per-address holds across all workers, and
--- --rate-per-address spaces the connections to one address.
+-- to the same results sink: output, progress and exit status stay in one
+-- process, which alone writes. For a line format (jsonl, facts: o.render)
+-- the workers also judge and render each query's line, and the coordinator
+-- only writes it and counts its verdict (bulk CPU: the coordinator's
+-- decoding, judging and encoding held back two workers); for a whole
+-- document (json, text, html, ...) it gets the facts and judges them
+-- itself. It is also the slot broker for the per-address cap
+-- (mxprobe.broker): a worker that wants to connect to an address asks for
+-- a slot and its task stays parked (no busy wait) until the grant comes;
+-- so --per-address holds across all workers, and --rate-per-address
+-- spaces the connections to one address.
 --
 --   workers.probe_many(source, opts, sink, with_loop, o) -> n | nil, message
 --       the contract of mxprobe.probe.probe_many (source, sink(facts, i),
 --       with_loop(l) for the CLI's signal watch and stop), in o.workers
 --       processes started as o.command (argv: interpreter, its options,
 --       the script, cli.WORKER_ARG); o.interval: least ms between two
---       connections to one address (--rate-per-address)
+--       connections to one address (--rate-per-address); o.render =
+--       {fmt = "jsonl"|"facts", policy = path|nil, expiry_days = n|nil}:
+--       the workers render the lines (mxprobe.cli.results.renderer), and
+--       the sink gets sink(nil, i, {line = s, verdict = v}) for each
+--       (v "-" for facts) -- but still sink(facts, i) for the facts of a
+--       query that no worker could end (a worker died), or that a worker
+--       could not render
 --   workers.worker_main() -> exit status: a worker process (descriptor 3
 --       is its channel to the coordinator)
 --   workers.parse(line, from) -> message | nil, reason   (pure)
 --
 -- The protocol: one message a line, at most core.limits.channel_line_max
 -- bytes; from = the side that sent it.
---   coordinator -> worker:  "O <json>"       the probe options (first line)
+--   coordinator -> worker:  "O <json>"       the probe options (first line);
+--                                            its field "render" (o.render)
+--                                            asks for J instead of F
 --                           "Q <id> <query>" probe this query
 --                           "G <key>"        a slot of key is yours
 --                           "E"              no more queries: end when done
 --   worker -> coordinator:  "F <id> <json>"  the facts of query id
+--                           "J <id> <verdict> <json>"  the line of query id,
+--                                            rendered (verdict: ok, warning,
+--                                            critical, unknown; "-" for a
+--                                            facts line); F when it could not
+--                                            be (too long, an internal error)
 --                           "A <key>"        I want a slot of key
 --                           "R <key>"        I release a slot of key
 -- key = "address|port". A worker's end of its channel closing before it
--- ended (it died), or any malformed line from it, ends that worker: it is
--- killed and reaped, the slots it held are released, and each query it had
--- in flight gets facts with an error ("worker ... died: signal 9"), which
--- judge as could-not-test. A worker whose coordinator is gone (its channel
+-- ended (it died), or any malformed line from it (a J of a query it was
+-- not given, or not of the kind asked for: "-" only for facts), ends that
+-- worker: it is killed and reaped, the slots it held are released, and
+-- each query it had in flight gets facts with an error ("worker ...
+-- died: signal 9"), which judge as could-not-test. A worker whose coordinator is gone (its channel
 -- closes) stops at once. Workers run in process groups of their own: a
 -- terminal's Ctrl-C reaches only the coordinator, which stops handing out
 -- queries, lets those in flight end (the CLI's grace period), and then
@@ -64,33 +83,46 @@ local function valid_key(k)
   return #k <= M.KEY_MAX and k:match("^[%x:%.]+|%d+$") ~= nil
 end
 
+local VERDICTS = { ok = true, warning = true, critical = true, unknown = true, ["-"] = true }
+
 local function id_of(s)
   if #s > 15 then return nil end
   return math.tointeger(tonumber(s))
 end
 
+-- (bulk CPU: a message of facts or of a result line is 10-20 KB, so no
+-- pattern here runs over its body -- a character class tried at every byte
+-- cost 0.45 ms a message; the line breaks are looked for with a plain
+-- search, the body is taken from its position)
 function M.parse(line, from)
   if from ~= "worker" and from ~= "coordinator" then
     error("workers.parse: from must be 'worker' or 'coordinator'", 2)
   end
   if type(line) ~= "string" then return nil, "not a line" end
-  if line:find("[\r\n]") then return nil, "a line break inside a message" end
-  local t, rest = line:match("^(%u) (.*)$")
+  if line:find("\n", 1, true) or line:find("\r", 1, true) then return nil, "a line break inside a message" end
+  local t = line:match("^(%u) ")
   if not t then
     if line == "E" and from == "coordinator" then return { t = "E" } end
     return nil, "not a message"
   end
   if from == "worker" then
     if t == "F" then
-      local id, body = rest:match("^(%d+) ({.*)$")
+      local id, at = line:match("^(%d+) (){", 3)
       id = id and id_of(id)
       if not id then return nil, "F: expected an id and a JSON object" end
-      return { t = "F", id = id, body = body }
+      return { t = "F", id = id, body = line:sub(at) }
+    elseif t == "J" then
+      local id, v, at = line:match("^(%d+) ([%l%-]+) (){", 3)
+      id = id and id_of(id)
+      if not id or not VERDICTS[v] then return nil, "J: expected an id, a verdict and a JSON object" end
+      return { t = "J", id = id, verdict = v, body = line:sub(at) }
     elseif t == "A" or t == "R" then
+      local rest = line:sub(3)
       if not valid_key(rest) then return nil, t .. ": not an address|port key" end
       return { t = t, key = rest }
     end
   elseif from == "coordinator" then
+    local rest = line:sub(3)
     if t == "O" then
       if rest:sub(1, 1) ~= "{" then return nil, "O: expected a JSON object" end
       return { t = "O", body = rest }
@@ -200,6 +232,7 @@ function M.probe_many(source, opts, sink, with_loop, o)
   local wopts = {}
   for k, v in pairs(opts) do wopts[k] = v end
   wopts.run_id = ctx.run.id
+  wopts.render = o.render
   local optline = "O " .. json.encode(wopts)
 
   local workers = {}
@@ -291,6 +324,18 @@ function M.probe_many(source, opts, sink, with_loop, o)
           w.inflight[m.id] = nil
           w.load = w.load - 1
           sink(f, p.i)
+          p.sem:release()
+        end
+      elseif m.t == "J" then
+        local p = w.inflight[m.id]
+        if not p then
+          bad = "a line of a query it did not have"
+        elseif not o.render or (m.verdict == "-") ~= (o.render.fmt == "facts") then
+          bad = "a line it was not asked for"
+        else
+          w.inflight[m.id] = nil
+          w.load = w.load - 1
+          sink(nil, p.i, { line = m.body, verdict = m.verdict })
           p.sem:release()
         end
       elseif m.t == "A" then
@@ -410,6 +455,24 @@ function M.worker_main()
   for k, v in pairs(opts) do
     if math.type(v) == "float" and math.tointeger(v) then opts[k] = math.tointeger(v) end
   end
+  -- a line format: this process judges and renders each line
+  local render
+  if opts.render ~= nil then
+    local spec = opts.render
+    opts.render = nil
+    local rerr2 = "not a table"
+    if type(spec) == "table" then
+      -- --expiry-days 30 came as 30.0: given to the policy as the CLI has it
+      local d = spec.expiry_days
+      if math.type(d) == "float" and math.tointeger(d) then spec.expiry_days = math.tointeger(d) end
+      render, rerr2 = require("mxprobe.cli.results").renderer(spec)
+    end
+    if not render then
+      say("cannot render lines: " .. tostring(rerr2))
+      return 3
+    end
+  end
+  local line_max = core.limits.channel_line_max
 
   local dead = nil         -- why the coordinator is gone
   local ended = false      -- "E" came (or the end)
@@ -509,7 +572,16 @@ function M.worker_main()
     ids[i] = nil
     sunk = sunk + 1
     if not dead then
-      local ok, err = chan:send(("F %d %s"):format(id, facts_io.encode(f)))
+      local msg
+      if render then
+        local rok, rline, verdict = pcall(render, f)
+        if rok then
+          msg = ("J %d %s %s"):format(id, verdict, rline)
+          if #msg > line_max then msg = nil end
+        end
+      end
+      msg = msg or ("F %d %s"):format(id, facts_io.encode(f))
+      local ok, err = chan:send(msg)
       if not ok then stop("cannot send: " .. tostring(err)) end
     end
     all_done()
