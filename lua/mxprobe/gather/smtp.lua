@@ -906,10 +906,12 @@ function M.share_key(t, env)
   return hostshare.key(t.address, t.port, t.mx, servername, canonical)
 end
 
--- the dialog record a domain gets from a shared host dialog: a deep copy,
--- without the host's own control RCPT, with this domain's (req) in its
--- place when it was sent
-local function domain_copy(entry, req)
+--- The dialog record a domain gets from a shared host dialog (pure, but
+-- for the copy): a deep copy of entry.result, without the host's own
+-- control RCPT (entry.ranges: path -> its transcript lines), with this
+-- domain's (req: phase, lines, control, txn, source) in its place in the
+-- dialog that reached RCPT (entry.ctl_path); and its shared record.
+function M.domain_copy(entry, req)
   local s = hostshare.copy(entry.result)
   local function dialog_at(path)
     if path == "main" then return s end
@@ -1010,7 +1012,7 @@ function M.run(t, ctx, env)
     answer(req, { command = "RCPT", line = control_line(domain), status = "timeout",
                   error = "probe deadline reached: waiting for the batch session" })
   end
-  local s, shared = domain_copy(entry, req)
+  local s, shared = M.domain_copy(entry, req)
   s.shared = shared
   return s
 end
