@@ -232,7 +232,7 @@ describe("mxprobe --workers on the lab #integration", function()
     local path = list_file(q)
     local t0 = core.now()
     local out, _, st = lab.cli(lab.lab_args() .. " --workers 2 --rate-per-address 60/min --no-relay-test"
-      .. " --no-tls-versions -f "
+      .. " --no-tls-versions --no-share-hosts -f "   -- hostshare: one connection per probe
       .. path .. " --format jsonl")
     local took = core.now() - t0
     os.remove(path)

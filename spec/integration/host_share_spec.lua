@@ -65,7 +65,7 @@ end
 -- every domain's facts: valid, its own control RCPT answered 250 by the
 -- server, only its own control lines in its transcript
 local function assert_each_own(list)
-  local by, host = {}, 0
+  local by, host, copies = {}, 0, { tls_versions = 0, rdns = 0 }
   for _, f in ipairs(list) do
     local ok, errs = facts_io.validate(f)
     assert(ok, f.query .. ": " .. table.concat(errs or {}, "; "))
@@ -85,8 +85,11 @@ local function assert_each_own(list)
     end
     local tv = f.targets[1].tls_versions
     assert.equal("tested", tv.status)
+    for k in pairs(copies) do
+      if f.targets[1][k].shared then copies[k] = copies[k] + 1 end
+    end
   end
-  return by, host
+  return by, host, copies
 end
 
 describe("hostshare: 200 domains on one lab MX host #integration", function()
@@ -108,8 +111,10 @@ describe("hostshare: 200 domains on one lab MX host #integration", function()
       local list = run("--workers 1", path)
       local wall = core.now() - t0
       assert.equal(N, #list)
-      local by = assert_each_own(list)
+      local by, _, copies = assert_each_own(list)
       for _, d in ipairs(list200) do assert.is_true(by[d], d) end
+      -- the version dialogs and the reverse DNS: taken once, 199 copies
+      assert.same({ tls_versions = N - 1, rdns = N - 1 }, copies)
       -- the bound: 1 host dialog + 4 TLS version dialogs + ceil(200/50) batches
       local bound = 1 + 4 + math.ceil(N / smtp.RCPT_BATCH_MAX)
       local d = sessions(from, 6)

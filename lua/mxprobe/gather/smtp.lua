@@ -966,7 +966,9 @@ end
 
 function M.run(t, ctx, env)
   local o = ctx.options
-  local domain = env.facts.kind ~= "address" and env.facts.domain or nil
+  -- domain queries share; an address or a host named on purpose is probed
+  -- on its own
+  local domain = env.facts.kind == "domain" and env.facts.domain or nil
   if o.share_hosts == false or not domain then return dialog(t, ctx, env) end
   local reg = hostshare.registry(ctx)
   local key = M.share_key(t, env)

@@ -114,7 +114,7 @@ end
 -- shares it, with the time they were taken
 function M.run(t, ctx, env)
   local o = ctx.options
-  local domain = env and env.facts and env.facts.kind ~= "address" and env.facts.domain
+  local domain = env and env.facts and env.facts.kind == "domain" and env.facts.domain
   local entry = o.share_hosts ~= false and domain and o.tls_versions ~= false
     and hostshare.get(hostshare.registry(ctx), smtp.share_key(t, env), core.time())
   if not entry or not entry.done then return versions(t, ctx) end
