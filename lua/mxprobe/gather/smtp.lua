@@ -980,7 +980,13 @@ function M.run(t, ctx, env)
     entry.t, entry.ctx = t, ctx
     local share = entry
     local ok, s = pcall(dialog, t, ctx, env, share)
-    if not ok then s = { status = "error", error = "internal error: " .. tostring(s), time_ms = 0, transcript = {} } end
+    if not ok then
+      -- a bug: the waiters get it as an error dialog, this query raises as before
+      hostshare.finish(entry, { status = "error", error = "internal error: " .. tostring(s), time_ms = 0,
+                                transcript = {} })
+      for _, req in ipairs(hostshare.take(entry, math.maxinteger)) do req.event:set() end
+      error(s, 0)
+    end
     hostshare.finish(entry, s)
     if not entry.rcpt_open then
       -- the host dialog never reached RCPT: nothing to batch
