@@ -13,6 +13,7 @@
 --   hostshare.wait(entry, deadline) -> true (done) | false (deadline)
 --   hostshare.once(entry, name, deadline, compute) -> value, at, ran | nil
 --   hostshare.enqueue(entry, item); hostshare.take(entry, n) -> items
+--   hostshare.close(ctx)          (no more queries: nobody lingers for more)
 --   hostshare.copy(v) -> a deep copy
 --
 -- The key is what makes two dialogs the same one: the address and port
@@ -121,7 +122,7 @@ end
 -- entry of that key; the least recently used go beyond max).
 function M.open(reg, key, now)
   drop(reg, key)
-  local e = { key = key, at = now, done = false, event = loop.event(),
+  local e = { key = key, at = now, done = false, event = loop.event(), reg = reg,
               queue = {}, qhead = 1, qtail = 0, values = {}, sharers = 0 }
   reg.entries[key] = e
   reg.n = reg.n + 1
@@ -186,6 +187,17 @@ function M.take(e, n)
   end
   if e.qhead > e.qtail then e.queue, e.qhead, e.qtail = {}, 1, 0 end
   return out
+end
+
+--- The run has no more queries (probe_many's source is exhausted and
+-- every query is done): batch sessions that linger for more end now.
+function M.close(ctx)
+  local reg = ctx.cache.hostshare
+  if not reg then return end
+  reg.closed = true
+  for _, e in pairs(reg.entries) do
+    if e.more then e.more:set() end
+  end
 end
 
 --- Queued items not taken yet (cancelled ones included).

@@ -73,6 +73,24 @@ describe("hostshare registry #unit", function()
     assert.equal("share_hosts must be true or false", err)
   end)
 
+  it("close(): the run has no more queries; whoever lingers for more is woken", function()
+    local ctx = { cache = {} }
+    hostshare.close(ctx)   -- no registry yet: nothing to do
+    local reg = hostshare.registry(ctx)
+    local e = hostshare.open(reg, "k", 0)
+    e.more = loop.event()
+    local l = loop.new()
+    local woke
+    local t0 = core.now()
+    l:spawn(function() woke = e.more:wait(core.now() + 5000) end)
+    l:spawn(function() hostshare.close(ctx) end)
+    l:run()
+    assert.is_true(woke)
+    assert.is_true(core.now() - t0 < 1000)
+    assert.is_true(reg.closed)
+    assert.equal(reg, e.reg)
+  end)
+
   it("queues items and takes them oldest first, skipping the cancelled", function()
     local e = hostshare.open(hostshare.new(), "k", 0)
     for i = 1, 5 do hostshare.enqueue(e, { n = i, cancelled = i == 2 }) end

@@ -864,7 +864,9 @@ function batch_session(t, ctx, entry)
     while true do
       taken = hostshare.take(entry, M.RCPT_BATCH_MAX)
       if #taken == 0 then
-        -- linger for more (Postfix's smtp_connection_cache_time_limit: 2 s)
+        -- linger for more (Postfix's smtp_connection_cache_time_limit: 2 s),
+        -- unless the run has no more queries (hostshare.close)
+        if entry.reg.closed then break end
         entry.more = loop.event()
         local until_ms = math.min(core.now() + M.BATCH_LINGER_MS, session.probe_deadline)
         entry.more:wait(until_ms)
