@@ -70,6 +70,7 @@ build = {
     ["mxprobe.checks.tls_versions"] = "lua/mxprobe/checks/tls_versions.lua",
     ["mxprobe.checks.util"] = "lua/mxprobe/checks/util.lua",
     ["mxprobe.chaincache"] = "lua/mxprobe/chaincache.lua",
+    ["mxprobe.hostshare"] = "lua/mxprobe/hostshare.lua",   -- hostshare (issue 10 item 3)
     ["mxprobe.cli"] = "lua/mxprobe/cli.lua",
     -- bulk CLI: the CLI's helpers, one concern each
     ["mxprobe.cli.output"] = "lua/mxprobe/cli/output.lua",

@@ -77,6 +77,8 @@ output that could not be written; 130/143 interrupted.]])
     :argname("ADDR")
   p:flag("--no-relay-test", "Skip MAIL FROM / RCPT TO.")
   p:flag("--no-tls-versions", "Skip the extra STARTTLS dialogs that find which TLS versions are accepted.")
+  p:flag("--no-share-hosts", "One dialog per domain, even when domains share an MX host (default: one host"
+    .. " dialog per run and worker, the control RCPTs batched).")
   p:option("--resolver", "DNS resolver to ask (default: first nameserver of /etc/resolv.conf)."):argname("ADDR[:PORT]")
   p:option("--ca-file", "Trust these CA certificates (PEM) instead of the system store."):argname("FILE")
   p:option("--concurrency", "Queries probed at once (default 64)."):argname("N"):convert(math.tointeger)
@@ -114,7 +116,7 @@ local function probe_options(args)
     dns_timeout = args.dns_timeout, ehlo_name = args.ehlo_name, mail_from = args.mail_from,
     relay_rcpt = args.relay_rcpt, relay_test = not args.no_relay_test, resolver = args.resolver,
     ca_file = args.ca_file, concurrency = args.concurrency, per_address = args.per_address,
-    as_host = args.host, tls_versions = not args.no_tls_versions,
+    as_host = args.host, tls_versions = not args.no_tls_versions, share_hosts = not args.no_share_hosts,
     public_only = args.public_only,                                       -- issue 12
     ["repeat"] = args["repeat"], greylist_retry = args.greylist_retry,    -- repeat/greylist
     on_notice = function(msg) io.stderr:write("mxprobe: ", msg, "\n") end, -- issue 12

@@ -20,6 +20,9 @@
 --   loop.all(fns)                  run fns concurrently, return when all are done
 --   loop.pool(source, n, worker)   stream items through at most n workers
 --   loop.semaphore(n) -> Semaphore with :acquire() and :release()
+--   loop.event() -> Event with :wait(deadline) -> true (set) | false
+--                   (deadline) and :set() (wakes every waiter; later
+--                   waits return at once)   (hostshare, issue 10)
 --
 -- loop.pool(source, n, worker) -> count: source is an iterator function
 -- (called with no argument, nil ends it) or an array. At most n worker
@@ -52,7 +55,7 @@ local READ, WRITE = 1, 2
 M.READ, M.WRITE = READ, WRITE
 
 -- yield tags, so foreign coroutine.yield calls are told apart
-local WAIT, PARK, JOIN = {}, {}, {}
+local WAIT, PARK, JOIN, EVENT = {}, {}, {}, {}
 
 local POLL_MAX_MS = 3600000   -- the poller caps a wait at one hour anyway
 local EMPTY = {}
@@ -298,6 +301,7 @@ local function file_wait(self, co, fd, events, deadline)
     self.fdw[fd] = w
     self.nfd = self.nfd + 1
   end
+  return w
 end
 
 -- Resumes one task with the result of its last wait; files its next wait.
@@ -331,6 +335,11 @@ function Loop:resume(co, value)
     self.parked = self.parked + 1
   elseif tag == JOIN then
     self:join(co, fd)
+  elseif tag == EVENT then
+    -- hostshare: a deadline wait that the event's set() may end early
+    local w = file_wait(self, co, nil, nil, deadline)
+    local ws = fd.waiters
+    ws[#ws + 1] = { loop = self, w = w }
   else
     self.errors[#self.errors + 1] = debug.traceback(co, "mxprobe.loop: a task yielded outside loop.wait")
     self.count = self.count - 1
@@ -474,6 +483,7 @@ function Loop:turn()
     local now = core.now()
     repeat
       heap:pop()
+      top.dead = true   -- popped: an event's set() must not wake it again
       self.nwait = self.nwait - 1
       local fd = top.fd
       if fd ~= nil then
@@ -573,6 +583,46 @@ function Semaphore:release()
   end
   l.parked = l.parked - 1
   push_ready(l, co, true)
+end
+
+------------------------------------------------------------------------
+-- events (hostshare, issue 10)
+
+--- A one-shot flag tasks wait on, each with its own deadline: what a
+-- query waits on while another one holds the shared host dialog. set()
+-- wakes every waiter at once (O(waiters)); a wait after set() returns at
+-- once; a waiter whose deadline passes first gets false and is forgotten.
+local Event = {}
+Event.__index = Event
+
+function M.event()
+  return setmetatable({ is_set = false, waiters = {} }, Event)
+end
+
+--- true once set() was called (now or before), false at the deadline.
+-- Outside a task nothing can set it while we wait: false at once unless set.
+function Event:wait(deadline)
+  if self.is_set then return true end
+  if type(deadline) ~= "number" or deadline ~= deadline then
+    error("mxprobe.loop: event wait: deadline must be a number (monotonic ms)", 2)
+  end
+  if not in_task() then return false end
+  return coroutine.yield(EVENT, self, nil, deadline) == true
+end
+
+function Event:set()
+  if self.is_set then return end
+  self.is_set = true
+  local ws = self.waiters
+  self.waiters = {}
+  for _, x in ipairs(ws) do
+    local l, w = x.loop, x.w
+    if not w.dead then
+      l.heap:cancel(w)
+      l.nwait = l.nwait - 1
+      push_ready(l, w.co, true)
+    end
+  end
 end
 
 return M

@@ -25,6 +25,7 @@ local run = require "mxprobe.run"
 local gather = require "mxprobe.gather"
 local mxgather = require "mxprobe.gather.mx"
 local smtpgather = require "mxprobe.gather.smtp"
+local hostshare = require "mxprobe.hostshare"   -- hostshare (issue 10 item 3)
 
 local M = {}
 
@@ -276,6 +277,7 @@ function M.probe_many(source, opts, sink, with_loop)
       if not ok then f = broken_facts(item.q, ctx, f) end
       sink(f, item.i)
     end)
+    hostshare.close(ctx)   -- hostshare: no query left to wait for in a batch session
   end)
   if with_loop then with_loop(l) end
   local errs = l:run()

@@ -46,6 +46,9 @@ M.defaults = {
   -- repeat/greylist (issue 9 items 6, 7)
   ["repeat"] = 1,            -- tries of each target (--repeat)
   greylist_retry = nil,      -- seconds before retrying a 4xx relay test (--greylist-retry)
+  -- hostshare (issue 10 item 3): one host dialog per MX host per run,
+  -- shared by the domains whose MX it is (--no-share-hosts: false)
+  share_hosts = true,
 }
 
 -- robustness (issue 12): every number an option gives is range-checked
@@ -95,6 +98,7 @@ function M.options(opts)
   if math.type(o["repeat"]) ~= "integer" or o["repeat"] < 1 or o["repeat"] > M.REPEAT_MAX then
     return nil, ("repeat must be an integer from 1 to %d"):format(M.REPEAT_MAX)
   end
+  if type(o.share_hosts) ~= "boolean" then return nil, "share_hosts must be true or false" end   -- hostshare
   if math.type(o.port) ~= "integer" or o.port < 1 or o.port > 65535 then
     return nil, "port must be an integer from 1 to 65535"
   end

@@ -2,7 +2,7 @@
 """peer.py -- a scriptable misbehaving SMTP / DNS server for mxprobe's specs.
 
   peer.py smtp --listen 127.0.66.1:2525 --fault NAME [--cert F --key F] [--code N] [--delay S]
-  peer.py dns  --listen 127.0.66.53:5300 --fault NAME [--a ADDR] [--count N]
+  peer.py dns  --listen 127.0.66.53:5300 --fault NAME [--a ADDR] [--count N] [--mx NAME]
   peer.py https --listen 127.0.66.200:443 --fault NAME [--cert F --key F] [--delay S]
 
 Used only for faults real servers in the lab can't be configured to produce.
@@ -87,6 +87,14 @@ offered when a certificate is available):
                               with any other fault
   --open-relay (any fault)    the outside RCPT is accepted (250) too: an open
                               relay, e.g. behind broken TLS
+  rcpt-452                    (hostshare) from the (N+1)th RCPT of a transaction
+                              on, "452 4.5.3 Error: too many recipients"
+                              (N = --count; MAIL FROM and RSET start a new
+                              one); the banner comes 0.5 s late (so every
+                              domain of a run is waiting by RCPT time)
+  rcpt-421                    (hostshare) the (N+1)th RCPT of a connection is
+                              answered "421 4.7.0", then the connection
+                              closes; the banner 0.5 s late too
   slow-replies                the banner and every reply sent --delay seconds
                               (default 1.5) late: each phase in time, the
                               whole dialog not
@@ -102,7 +110,7 @@ closes) so the client sees an orderly end of stream, never a race with RST.
 DNS faults (UDP and TCP on the same port; unless noted a fault applies to
 every question):
 
-  normal            MX of D -> 10 mx.D; A of any name -> --a (default
+  normal            MX of D -> 10 mx.D (--mx NAME: 10 NAME); A of any name -> --a (default
                     127.0.66.1); AAAA and others -> NOERROR, no data
   wrong-id          the right answer with another message ID
   wrong-question    the right ID, answering another question
@@ -177,7 +185,8 @@ SMTP_FAULTS = ("normal", "no-banner", "drip-banner", "endless-continuation", "hu
                # TLS posture: the session after the handshake
                "close-after-tls", "plaintext-in-tls", "refuse-ehlo-in-tls", "stall-in-tls",
                "starttls-250",
-               "greylist-once", "starttls-every-other") + CERT_FAULTS  # repeat/greylist
+               "greylist-once", "starttls-every-other",  # repeat/greylist
+               "rcpt-452", "rcpt-421") + CERT_FAULTS  # hostshare
 DNS_FAULTS = ("normal", "wrong-id", "wrong-question", "truncated-no-tcp", "compression-loop",
               "many-mx", "many-mx-udp", "mx-cname-self", "cname-loop", "hostile-names",
               "many-targets", "servfail", "no-answer", "mta-sts",
@@ -306,7 +315,8 @@ CRLF = b"\r\n"
 
 
 class Smtp:
-    def __init__(self, fault, ctx, code, delay, open_relay=False, greylist_once=False):
+    def __init__(self, fault, ctx, code, delay, open_relay=False, greylist_once=False, count=256):
+        self.count = count      # hostshare: rcpt-452 / rcpt-421 limit
         self.open_relay = open_relay
         self.greylist_once = greylist_once or fault == "greylist-once"   # repeat/greylist
         self.fault = fault
@@ -338,6 +348,15 @@ class Smtp:
                 c.sock.close()
             except OSError:
                 pass
+
+    def rcpt_over(self, c):
+        """hostshare: counts one RCPT; True past the --count limit (per
+        transaction for rcpt-452, per connection for rcpt-421)."""
+        if self.fault == "rcpt-421":
+            c.all_rcpts = getattr(c, "all_rcpts", 0) + 1
+            return c.all_rcpts > self.count
+        c.rcpts = getattr(c, "rcpts", 0) + 1
+        return c.rcpts > self.count
 
     def greeting(self):
         return HOSTILE_TEXT.get(self.fault, b"hostile.test ESMTP mxprobe hostile peer")
@@ -392,6 +411,8 @@ class Smtp:
             c.send(b"554 5.7.1 hostile.test: your address is blocked" + CRLF)
             self.dialog(c)
             return
+        if f in ("rcpt-452", "rcpt-421"):
+            time.sleep(0.5)     # hostshare: every domain of a run waits by RCPT time
         if f == "pipelining-abuse":
             # the EHLO answer arrives with the banner, before EHLO was sent
             c.send(b"220 hostile.test ESMTP" + CRLF + b"250-early.hostile.test\r\n250 EARLY" + CRLF)
@@ -495,7 +516,17 @@ class Smtp:
                 if f == "stall-mail-from":
                     hold(c.sock)
                     return
+                c.rcpts = 0             # hostshare: RCPTs of this transaction
                 c.send(b"250 2.1.0 Ok" + CRLF)
+            elif verb == b"RCPT" and f in ("rcpt-452", "rcpt-421") and self.rcpt_over(c):
+                # hostshare: a server's limit of recipients per transaction
+                # (452), or one that throws us out in the middle (421)
+                if f == "rcpt-452":
+                    c.send(b"452 4.5.3 Error: too many recipients" + CRLF)
+                    continue
+                c.send(b"421 4.7.0 hostile.test closing: too many recipients from you" + CRLF)
+                graceful_close(c.sock)
+                return
             elif verb == b"RCPT":
                 if f == "stall-rcpt":
                     hold(c.sock)
@@ -524,6 +555,7 @@ class Smtp:
                 else:
                     c.send(b"554 5.7.1 Relay access denied" + CRLF)
             elif verb == b"RSET" or verb == b"NOOP":
+                c.rcpts = 0             # hostshare
                 c.send(b"250 2.0.0 Ok" + CRLF)
             elif verb == b"QUIT":
                 c.send(b"221 2.0.0 Bye" + CRLF)
@@ -601,7 +633,7 @@ def smtp_main(args):
         die("cannot listen on %s: %s" % (args.listen, e))
     srv.listen(128)
     print("ready", flush=True)
-    smtp = Smtp(args.fault, ctx, args.code, args.delay, args.open_relay, args.greylist_once)
+    smtp = Smtp(args.fault, ctx, args.code, args.delay, args.open_relay, args.greylist_once, args.count)
     while True:
         conn, peer = srv.accept()
         spawn(smtp.serve, conn, peer)
@@ -653,7 +685,8 @@ QNAME_PTR = b"\xc0\x0c"   # compression pointer to the question's name
 
 
 class Dns:
-    def __init__(self, fault, a_addr, count=256):
+    def __init__(self, fault, a_addr, count=256, mx=None):
+        self.mx = mx            # hostshare: the one MX host of every domain
         self.fault = fault
         self.count = count
         self.a = socket.inet_aton(a_addr)
@@ -665,7 +698,8 @@ class Dns:
 
     def normal_answers(self, qname, qtype):
         if qtype == T_MX:
-            return [rr(QNAME_PTR, T_MX, struct.pack("!H", 10) + encode_name("mx." + qname))]
+            # hostshare: --mx NAME gives every domain that one MX host
+            return [rr(QNAME_PTR, T_MX, struct.pack("!H", 10) + encode_name(self.mx or "mx." + qname))]
         if qtype == T_A:
             return [rr(QNAME_PTR, T_A, self.a)]
         return []
@@ -817,7 +851,7 @@ def dns_main(args):
     except OSError as e:
         die("cannot listen on %s: %s" % (args.listen, e))
     tcp.listen(64)
-    d = Dns(args.fault, args.a, args.count)
+    d = Dns(args.fault, args.a, args.count, args.mx)
     spawn(d.serve_udp, udp)
     spawn(d.serve_tcp, tcp)
     print("ready", flush=True)
@@ -943,8 +977,9 @@ def main():
     p.add_argument("--open-relay", action="store_true", help="SMTP: accept the outside RCPT too")
     p.add_argument("--greylist-once", action="store_true",
                    help="SMTP: 450 to the first outside RCPT of a client address, 250 later")  # repeat/greylist
-    p.add_argument("--count", type=int, default=256, help="DNS many-targets: MX hosts and A records")
+    p.add_argument("--count", type=int, default=256, help="DNS many-targets: MX hosts and A records; SMTP rcpt-452/rcpt-421: the RCPT limit")
     p.add_argument("--a", default="127.0.66.1", help="DNS: address of every A answer")
+    p.add_argument("--mx", help="DNS normal: every domain's MX host (hostshare; default mx.DOMAIN)")
     args = p.parse_args()
     try:
         if args.mode == "smtp":

@@ -100,6 +100,7 @@ describe("mxprobe --workers on the lab #integration", function()
     local path = list_file(q)
     local from = mark()
     local out, _, st = lab.cli(lab.lab_args() .. " --workers 4 --per-address 2 --no-relay-test --no-tls-versions"
+      .. " --no-share-hosts"   -- hostshare: one session per query, as counted
       .. " -f " .. path
       .. " --format jsonl")
     local list = json_lines(out)
@@ -117,7 +118,8 @@ describe("mxprobe --workers on the lab #integration", function()
 
     -- the same count catches a cap that lets 3 through: postscreen refuses
     from = mark()
-    local out3 = lab.cli(lab.lab_args() .. " --workers 4 --per-address 3 --no-relay-test --no-tls-versions -f " .. path
+    local out3 = lab.cli(lab.lab_args() .. " --workers 4 --per-address 3 --no-relay-test --no-tls-versions"
+      .. " --no-share-hosts -f " .. path   -- hostshare
       .. " --format jsonl")
     assert.equal(8, #json_lines(out3))
     local most3, connects3, refused3 = postscreen_sessions(wait_sessions(from, 8))
@@ -230,7 +232,7 @@ describe("mxprobe --workers on the lab #integration", function()
     local path = list_file(q)
     local t0 = core.now()
     local out, _, st = lab.cli(lab.lab_args() .. " --workers 2 --rate-per-address 60/min --no-relay-test"
-      .. " --no-tls-versions -f "
+      .. " --no-tls-versions --no-share-hosts -f "   -- hostshare: one connection per probe
       .. path .. " --format jsonl")
     local took = core.now() - t0
     os.remove(path)

@@ -31,7 +31,8 @@ SMTP_ADDRS="127.0.1.1 127.0.1.2 127.0.2.1 127.0.3.1 127.0.4.1 127.0.5.1
 127.0.6.1 127.0.7.1 127.0.8.1 127.0.9.1 127.0.10.1 127.0.13.1 127.0.14.1
 127.0.15.1 127.0.16.1 127.0.17.1 [::1]
 127.0.20.1 127.0.20.2 127.0.20.3 127.0.20.4
-127.0.40.1 127.0.40.2 127.0.40.3 127.0.40.4"
+127.0.40.1 127.0.40.2 127.0.40.3 127.0.40.4
+127.0.70.1"
 CLOSED_ADDR=127.0.11.1
 BLACKHOLE_ADDR=127.0.12.1
 # MTA-STS (issue 8): nginx serving the policies, port 443, by SNI
@@ -264,6 +265,7 @@ make_certs() {
 	# TLS posture: TLS 1.0/1.1 accepted, TLS 1.3 only
 	leaf tlsold "mx.tlsold.$n" "DNS:mx.tlsold.$n" &&
 	leaf tls13 "mx.tls13.$n" "DNS:mx.tls13.$n" &&
+	leaf share "mx.share.$n" "DNS:mx.share.$n" &&   # hostshare (issue 10 item 3)
 	# self-signed: no CA involved
 	eckey "$CA/selfsigned.key" &&
 	LAB_SAN="DNS:mx.selfsigned.$n" ossl req -new -x509 -key "$CA/selfsigned.key" \
@@ -338,6 +340,11 @@ make_zones() {
 		-e "s|@TLSA_DANE_SELFSIGNED@|$(tlsa_rr 3 1 1 "$CA/dane-selfsigned.crt")|" \
 		-e "s|@TLSA_DANE_EXPIRED@|$(tlsa_rr 3 1 1 "$CA/dane-expired.crt")|" \
 		"$LAB/example.test.zone" > "$DNS/example.test.zone" &&
+	# hostshare (issue 10 item 3): share001 ... share200, all MX mx.share
+	i=1 && while [ $i -le 200 ]; do
+		printf 'share%03d\tMX\t10 mx.share\n' $i
+		i=$((i + 1))
+	done >> "$DNS/example.test.zone" &&
 	sed -e "s|@SERIAL@|$serial|" "$LAB/127.in-addr.arpa.zone" > "$DNS/127.in-addr.arpa.zone" &&
 	sed -e "s|@SERIAL@|$serial|" -e "s|@TLSA_DANE_311@|$(tlsa_rr 3 1 1 "$CA/dane.crt")|" \
 		"$LAB/unsigned.example.test.zone" > "$DNS/unsigned.example.test.zone" &&

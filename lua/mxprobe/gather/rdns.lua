@@ -136,4 +136,40 @@ function M.run(t, ctx)
   return out
 end
 
+------------------------------------------------------------------------
+-- hostshare (issue 10 item 3): the reverse DNS of an address is asked once
+-- per run (no DNS cache answers it twice: mxprobe.dns has none) and
+-- copied, with the time it was taken, to the other queries whose targets
+-- have that address. Within one query nothing changes (each target asks).
+local hostshare = require "mxprobe.hostshare"
+
+M.schema = S.extend(M.schema, {
+  shared = S.record({ at = S.num, host_dialog = S.bool }, { "at", "host_dialog" }),
+})
+
+local lookup = M.run
+
+function M.run(t, ctx, env)
+  local facts = env and env.facts
+  local domain = facts and facts.kind == "domain" and facts.domain
+  if ctx.options.share_hosts == false or not domain then return lookup(t, ctx, env) end
+  local reg, now = hostshare.registry(ctx), core.time()
+  local key = "rdns|" .. tostring(t.address)
+  local e = hostshare.get(reg, key, now)
+  if e and e.owner == facts then return lookup(t, ctx, env) end
+  if not e then
+    e = hostshare.open(reg, key, now)
+    e.owner = facts
+  end
+  local v, at, ran = hostshare.once(e, M.id, ctx:dns_deadline() + ctx.options.dns_timeout * 1000,
+    function() return lookup(t, ctx, env) end, now)
+  if ran then
+    hostshare.finish(e, true)
+    return v
+  end
+  if v == nil then return lookup(t, ctx, env) end
+  v.shared = { at = at, host_dialog = false }
+  return v
+end
+
 return M

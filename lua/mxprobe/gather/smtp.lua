@@ -25,6 +25,7 @@
 local core = require "mxprobe.core"
 local conn = require "mxprobe.conn"
 local chaincache = require "mxprobe.chaincache"
+local hostshare = require "mxprobe.hostshare"   -- hostshare (issue 10 item 3)
 local loop = require "mxprobe.loop"
 local framers = require "mxprobe.framers"
 local text = require "mxprobe.text"
@@ -95,9 +96,17 @@ local repeat_try = S.record({
   tls_status = S.str, tls_version = S.str, cipher = S.str, cert_sha256 = S.str, verify_ok = S.bool,
 }, { "status" })
 
+-- hostshare (issue 10 item 3): this dialog is a copy of a host dialog
+-- shared by the domains of the run whose MX is the same host (docs/facts.md)
+local shared_schema = S.record({
+  at = S.num, host_dialog = S.bool, control = S.enum { "host-dialog", "batch" }, size = S.int,
+  batch = S.record({ source = S.str, time_ms = S.num }),
+}, { "at", "host_dialog" })
+
 M.schema = S.extend(S.record(DIALOG, REQUIRED), {
   fallback = fallback,
   relay_retry = relay_retry, repeats = S.list(repeat_try),   -- repeat/greylist
+  shared = shared_schema,   -- hostshare
 })
 
 M.TRANSCRIPT_MAX = 400       -- transcript entries kept per target
@@ -130,9 +139,10 @@ local function evidence(bytes)
 end
 
 function Session:log(dir, line)
-  local tr = self.s.transcript
+  -- hostshare: another domain's control RCPT goes to its own lines
+  local tr = self.logto or self.s.transcript
   if #tr >= M.TRANSCRIPT_MAX then
-    self.s.transcript_truncated = true
+    if not self.logto then self.s.transcript_truncated = true end
     return
   end
   tr[#tr + 1] = { t_ms = self:elapsed(), dir = dir, line = evidence(line) }
@@ -370,7 +380,11 @@ function Session:relay()
   if is_2xx(mail) then
     if not step("rcpt_external", ("RCPT TO:<%s>"):format(o.relay_rcpt)) then return false end
     if self.domain then
-      if not step("rcpt_control", ("RCPT TO:<postmaster@%s>"):format(self.domain)) then return false end
+      local from = #s.transcript + 1
+      local ok = step("rcpt_control", ("RCPT TO:<postmaster@%s>"):format(self.domain))
+      -- hostshare: the control RCPTs of the other domains waiting on this host
+      if self.share and not M.at_control(self, from, ok ~= nil) then return false end
+      if not ok then return false end
     end
   end
   if not step("rset", "RSET") then return false end
@@ -578,7 +592,9 @@ end
 
 M.REPEAT_PAUSE_MS = 1000   -- --repeat: the pause between two tries of a target
 
-function M.run(t, ctx, env)
+-- The dialog of one target as it always was (one query alone, or the host
+-- dialog of hostshare when share is given).
+local function dialog(t, ctx, env, share)
   local o = ctx.options
   local slot = ctx:semaphore(t.address, t.port)
   slot:acquire()
@@ -588,6 +604,7 @@ function M.run(t, ctx, env)
   local function session_of()
     local session = new_session(t, ctx, domain)
     if first then session.probe_deadline = first.probe_deadline end
+    session.share, session.path = share, first and "relay_retry" or "main"   -- hostshare
     session.dane_servername = env.mx and type(env.mx.tlsa) == "table" and env.mx.tlsa.servername or nil -- DANE
     -- the CNAME-expanded name of the MX host, when its name is an alias
     local cname = env.mx and type(env.mx.dns) == "table" and env.mx.dns.cname
@@ -606,6 +623,7 @@ function M.run(t, ctx, env)
   if after and core.now() < session.probe_deadline then
     local fb = new_session(t, ctx, domain)
     fb.plain, fb.probe_deadline = true, session.probe_deadline
+    fb.share, fb.path = share, "fallback"   -- hostshare
     s.fallback = run_session(fb)
     s.fallback.after = after
   end
@@ -650,6 +668,362 @@ function M.run(t, ctx, env)
     end
   end
   slot:release()
+  return s
+end
+
+------------------------------------------------------------------------
+-- hostshare (issue 10 item 3): one host dialog per (address, port, MX
+-- name, SNI name, canonical name) per run, shared by every domain of the
+-- run whose MX it is (mxprobe.hostshare). The first query of a key holds
+-- the host dialog; what is domain-specific, the control RCPT
+-- (postmaster@domain), is sent for every domain waiting on the key when
+-- the host dialog reaches that point, its own first, in transactions of
+-- at most RCPT_BATCH_MAX RCPTs (RFC 5321 §4.5.3.1.8: a server takes at
+-- least 100); the domains that come later get theirs in a batch session
+-- (one at a time per key, in a per-address slot like every dialog), which
+-- lingers BATCH_LINGER_MS for more (Postfix's
+-- smtp_connection_cache_time_limit default, 2 s). Never DATA; RSET and
+-- QUIT at the end, as in every dialog.
+
+M.RCPT_BATCH_MAX = 50       -- control RCPTs in one transaction
+M.BATCH_LINGER_MS = 2000    -- a batch session waits this long for more domains
+
+local function reply_text(reply)
+  return text.utf8(text.cut(("%d %s"):format(reply.code, table.concat(reply.lines, " ")), 512))
+end
+
+local function control_line(domain)
+  return ("RCPT TO:<postmaster@%s>"):format(domain)
+end
+
+-- a request answered (or failed): its phase, and how it was sent
+local function answer(req, phase, session, how, txn)
+  if req.answered then return end
+  req.answered, req.phase, req.control, req.txn = true, phase, how, txn
+  req.source, req.session_start, req.time_ms = session and session.s.source, session and session.start,
+    session and session:elapsed()
+  req.event:set()
+end
+
+-- every request of reqs from index i on gets a phase that says why it was
+-- not answered (status: an error word)
+local function fail_from(reqs, i, status, why, session, how)
+  for j = i, #reqs do
+    local req = reqs[j]
+    answer(req, { command = "RCPT", line = control_line(req.domain), status = status,
+                  error = text.utf8(text.cut(why, 1024)) }, session, how)
+  end
+end
+
+-- RSET, then MAIL FROM: a new transaction on the open session (its lines
+-- are the batch's, in no domain's transcript). true, or false, status,
+-- why, alive (the session can still QUIT)
+function Session:new_transaction()
+  self.logto = {}
+  local ok, status, why, alive = true, nil, nil, nil
+  for _, line in ipairs { "RSET", ("MAIL FROM:<%s>"):format(self.o.mail_from) } do
+    local reply, phase = self:command(line)
+    if not reply then
+      ok, status, why = false, phase.status, ("the connection ended at %s: %s"):format(phase.command, phase.error)
+      break
+    elseif reply.code == 421 then
+      ok, status, why = false, "closed", ("not sent: %s was answered %s"):format(phase.command, reply_text(reply))
+      break
+    elseif not is_2xx(reply) then
+      ok, status, why, alive = false, "error", ("not sent: %s was answered %s"):format(phase.command,
+        reply_text(reply)), true
+      break
+    end
+  end
+  self.logto = nil
+  return ok, status, why, alive
+end
+
+--- Sends the control RCPTs of reqs on this session, whose transaction
+-- holds `used` RCPTs already; a new transaction at RCPT_BATCH_MAX, and
+-- for the rest after a 452 (too many recipients, RFC 5321 §4.5.3.1.10).
+-- A 421 or a dead connection ends it: the remaining requests record that.
+-- Returns true, used; or false, status, alive.
+function Session:control_batch(reqs, used, how)
+  local txn = { n = used }
+  local i = 1
+  while i <= #reqs do
+    local req = reqs[i]
+    if used >= M.RCPT_BATCH_MAX then
+      local ok, status, why, alive = self:new_transaction()
+      if not ok then
+        fail_from(reqs, i, status, why, self, how)
+        return false, status, alive
+      end
+      used, txn = 0, { n = 0 }
+    end
+    self.logto = req.lines
+    local reply, phase = self:command(control_line(req.domain))
+    self.logto = nil
+    if reply and reply.code == 452 and used > 0 then
+      used = M.RCPT_BATCH_MAX   -- this one and the rest: a new transaction
+    else
+      txn.n = txn.n + 1
+      answer(req, phase, self, how, txn)
+      used, i = used + 1, i + 1
+      if not reply then
+        fail_from(reqs, i, phase.status, ("not sent: the connection ended at an earlier RCPT (%s)")
+          :format(tostring(phase.error)), self, how)
+        return false, phase.status, false
+      elseif reply.code == 421 then
+        fail_from(reqs, i, "closed", "not sent: an earlier RCPT was answered " .. reply_text(reply), self, how)
+        return false, "rejected", false
+      end
+    end
+  end
+  return true, used
+end
+
+local batch_session
+
+-- starts the batch session of entry when requests wait and nobody serves them
+local function ensure_batcher(t, ctx, entry)
+  if entry.batcher or entry.host_taking or not entry.rcpt_open or hostshare.queued(entry) == 0 then return end
+  entry.batcher = true
+  local l = loop.current()
+  if l then
+    l:spawn(batch_session, t, ctx, entry)
+  else
+    batch_session(t, ctx, entry)
+  end
+end
+
+--- The host dialog reached the control RCPT (its own sent; ok: answered):
+-- the waiting domains' RCPTs, in this transaction and the next ones.
+-- false when the host dialog cannot go on.
+function M.at_control(session, from, ok)
+  local entry = session.share
+  entry.ranges[session.path] = { from, #session.s.transcript }
+  if entry.ctl_path then return true end   -- the greylist retry: its own RCPT only
+  entry.ctl_path, entry.ctl_start, entry.rcpt_open = session.path, session.start, true
+  local tls = session.s.tls
+  entry.batch_tls = type(tls) == "table" and tls.status == "ok"
+  entry.servername = entry.batch_tls and tls.servername or nil
+  if not ok then
+    ensure_batcher(entry.t, entry.ctx, entry)
+    return true
+  end
+  entry.host_taking = true
+  local used, alive, status = 1, true, nil
+  while true do
+    local reqs = hostshare.take(entry, M.RCPT_BATCH_MAX)
+    if #reqs == 0 then break end
+    local okb, u_or_status, still = session:control_batch(reqs, used, "host-dialog")
+    if not okb then
+      status, alive = u_or_status, still
+      break
+    end
+    used = u_or_status
+  end
+  entry.host_taking = false
+  ensure_batcher(entry.t, entry.ctx, entry)
+  if not status or alive then return true end
+  session.s.relay.status = status
+  session:stop(status, "rset")
+  return false
+end
+
+-- The batch session of one key: connect, banner, EHLO, STARTTLS and EHLO
+-- when the host's verdict dialog went through TLS, then transactions of
+-- the queued requests (MAIL FROM, RCPTs, RSET) until none comes for
+-- BATCH_LINGER_MS, QUIT. Runs as a task of its own.
+function batch_session(t, ctx, entry)
+  local o = ctx.options
+  local slot = ctx:semaphore(t.address, t.port)
+  slot:acquire()
+  local session = new_session(t, ctx, nil)
+  local taken = {}
+  local ok, err = pcall(function()
+    -- why the session could not serve the requests (the phase it stopped at)
+    local function broken(what)
+      local s = session.s
+      local phase = s.stopped_at and s[s.stopped_at]
+      local why = phase and (phase.error or (phase.reply and reply_text(phase.reply))) or what
+      local reqs = hostshare.take(entry, math.maxinteger)
+      fail_from(reqs, 1, (phase and phase.status ~= "ok" and phase.status) or "error",
+        ("the batch session for the control RCPT stopped at %s: %s"):format(what, tostring(why)), session, "batch")
+    end
+    if not session:greet() then return broken(session.s.stopped_at or "connect") end
+    if entry.batch_tls then
+      if not session.s.ehlo.extensions.STARTTLS then return broken("ehlo") end
+      local reply = session:starttls()
+      if not reply or reply.code ~= 220 then return broken("starttls") end
+      local info, terr = session.c:starttls(entry.servername, session:deadline())
+      if not info then
+        session.s.tls = { status = "tls", error = terr }
+        session:stop("tls", "tls")
+        return broken("tls")
+      end
+      if not session:ehlo("ehlo_tls") then return broken("ehlo_tls") end
+    end
+    while true do
+      taken = hostshare.take(entry, M.RCPT_BATCH_MAX)
+      if #taken == 0 then
+        -- linger for more (Postfix's smtp_connection_cache_time_limit: 2 s),
+        -- unless the run has no more queries (hostshare.close)
+        if entry.reg.closed then break end
+        entry.more = loop.event()
+        local until_ms = math.min(core.now() + M.BATCH_LINGER_MS, session.probe_deadline)
+        entry.more:wait(until_ms)
+        entry.more = nil
+        taken = hostshare.take(entry, M.RCPT_BATCH_MAX)
+        if #taken == 0 then break end
+      end
+      local mail, phase = session:command(("MAIL FROM:<%s>"):format(o.mail_from))
+      if not mail or not is_2xx(mail) then
+        local why = mail and ("not sent: MAIL FROM was answered " .. reply_text(mail))
+          or ("not sent: the connection ended at MAIL FROM: " .. tostring(phase.error))
+        fail_from(taken, 1, mail and "error" or phase.status, why, session, "batch")
+        if not mail or mail.code == 421 then return end
+        break
+      end
+      local okb, _, alive = session:control_batch(taken, 0, "batch")
+      if not okb and not alive then return end
+      local rset = session:command("RSET")
+      if not rset or rset.code == 421 then return end
+    end
+    session:quit()
+  end)
+  if session.c then session.c:close() end
+  slot:release()
+  -- a bug, or a request taken and not answered: it says so
+  fail_from(taken, 1, "error", ok and "not answered by the batch session"
+    or ("internal error: " .. tostring(err)), session, "batch")
+  entry.batcher = false
+  ensure_batcher(t, ctx, entry)
+end
+
+-- the key of a target's host dialog: its address, port, MX name, the SNI
+-- name the dialog sends and the canonical name of the CNAME check
+function M.share_key(t, env)
+  local servername = sni_of(env.mx and type(env.mx.tlsa) == "table" and env.mx.tlsa.servername or t.mx)
+  local canonical
+  local cname = env.mx and type(env.mx.dns) == "table" and env.mx.dns.cname
+  if type(cname) == "table" and #cname > 0 then canonical = sni_of(cname[#cname]) end
+  return hostshare.key(t.address, t.port, t.mx, servername, canonical)
+end
+
+--- The dialog record a domain gets from a shared host dialog (pure, but
+-- for the copy): a deep copy of entry.result, without the host's own
+-- control RCPT (entry.ranges: path -> its transcript lines), with this
+-- domain's (req: phase, lines, control, txn, source) in its place in the
+-- dialog that reached RCPT (entry.ctl_path); and its shared record.
+function M.domain_copy(entry, req)
+  local s = hostshare.copy(entry.result)
+  local function dialog_at(path)
+    if path == "main" then return s end
+    return type(s[path]) == "table" and s[path] or nil
+  end
+  for path, r in pairs(entry.ranges) do
+    local d = dialog_at(path)
+    if d and type(d.transcript) == "table" then
+      local tr = {}
+      for i, x in ipairs(d.transcript) do
+        if i < r[1] or i > r[2] then tr[#tr + 1] = x end
+      end
+      d.transcript = tr
+      if type(d.relay) == "table" then d.relay.rcpt_control = nil end
+    end
+  end
+  local shared = { at = entry.at, host_dialog = false }
+  local d = entry.ctl_path and dialog_at(entry.ctl_path)
+  if req and req.phase and d and type(d.relay) == "table" then
+    shared.control = req.control
+    shared.size = req.txn and req.txn.n or nil
+    local offset = 0
+    local lines = {}
+    if req.control == "batch" then
+      offset = (req.session_start or entry.ctl_start) - entry.ctl_start
+      shared.batch = { source = req.source, time_ms = req.time_ms }
+      lines[1] = { t_ms = offset, dir = "-", line = ("control RCPT in a batch session%s"):format(
+        req.source and (" from " .. req.source) or "") }
+    end
+    for _, x in ipairs(req.lines) do
+      lines[#lines + 1] = { t_ms = x.t_ms + offset, dir = x.dir, line = x.line }
+    end
+    local at = math.min(entry.ranges[entry.ctl_path][1], #d.transcript + 1)
+    for k, x in ipairs(lines) do
+      if #d.transcript < M.TRANSCRIPT_MAX then table.insert(d.transcript, at + k - 1, x) end
+    end
+    local phase = req.phase
+    d.relay.rcpt_control = phase
+    local reply = phase.reply
+    if phase.status ~= "ok" or (reply and reply.code == 421) then
+      -- as a lone dialog that stopped there
+      local status = phase.status == "ok" and "rejected" or phase.status
+      d.relay.status, d.status, d.stopped_at = status, status, "rcpt_control"
+      d.relay.rset, d.quit = nil, nil
+    elseif d.stopped_at == "rcpt_control" or (d.stopped_at == "rset" and not d.relay.rset) then
+      -- the host's own control failed (or the batch after it), this one was answered
+      d.relay.status, d.status, d.stopped_at = "tested", "complete", nil
+    end
+  end
+  return s, shared
+end
+
+function M.run(t, ctx, env)
+  local o = ctx.options
+  -- domain queries share; an address or a host named on purpose is probed
+  -- on its own
+  local domain = env.facts.kind == "domain" and env.facts.domain or nil
+  if o.share_hosts == false or not domain then return dialog(t, ctx, env) end
+  local reg = hostshare.registry(ctx)
+  local key = M.share_key(t, env)
+  local entry = hostshare.get(reg, key, core.time())
+  if not entry then
+    -- the first query of this host: it holds the host dialog
+    entry = hostshare.open(reg, key, core.time())
+    entry.ranges = {}
+    entry.t, entry.ctx = t, ctx
+    local share = entry
+    local ok, s = pcall(dialog, t, ctx, env, share)
+    if not ok then
+      -- a bug: the waiters get it as an error dialog, this query raises as before
+      hostshare.finish(entry, { status = "error", error = "internal error: " .. tostring(s), time_ms = 0,
+                                transcript = {} })
+      for _, req in ipairs(hostshare.take(entry, math.maxinteger)) do req.event:set() end
+      error(s, 0)
+    end
+    hostshare.finish(entry, s)
+    if not entry.rcpt_open then
+      -- the host dialog never reached RCPT: nothing to batch
+      for _, req in ipairs(hostshare.take(entry, math.maxinteger)) do req.event:set() end
+    else
+      ensure_batcher(t, ctx, entry)
+    end
+    if entry.sharers > 0 then
+      s.shared = { at = entry.at, host_dialog = true, control = entry.ctl_path and "host-dialog" or nil }
+    end
+    return s
+  end
+  -- a later query: wait for the host dialog, and for this domain's RCPT
+  local start = core.now()
+  local deadline = start + o.probe_timeout * 1000
+  entry.sharers = entry.sharers + 1
+  local req
+  if not entry.done or entry.rcpt_open then
+    req = { domain = domain, lines = {}, event = loop.event() }
+    hostshare.enqueue(entry, req)
+    ensure_batcher(t, ctx, entry)
+  end
+  if not hostshare.wait(entry, deadline) then
+    if req then req.cancelled = true end
+    return { status = "timeout", time_ms = core.now() - start, transcript = {},
+             error = "probe deadline reached: waiting for the dialog with this host another query holds",
+             shared = { at = entry.at, host_dialog = false } }
+  end
+  if req and not req.event:wait(deadline) then
+    req.cancelled = true
+    answer(req, { command = "RCPT", line = control_line(domain), status = "timeout",
+                  error = "probe deadline reached: waiting for the batch session" })
+  end
+  local s, shared = M.domain_copy(entry, req)
+  s.shared = shared
   return s
 end
 

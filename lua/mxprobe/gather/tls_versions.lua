@@ -25,6 +25,7 @@
 local core = require "mxprobe.core"
 local loop = require "mxprobe.loop"
 local smtp = require "mxprobe.gather.smtp"
+local hostshare = require "mxprobe.hostshare"   -- hostshare (issue 10 item 3)
 local S = require "mxprobe.schema"
 
 local M = {
@@ -56,6 +57,9 @@ M.schema = S.record({
     error = S.str, stopped_at = S.str, negotiated = S.str, cipher = S.str, cipher_bits = S.int,
     handshake_ms = S.num, time_ms = S.num,
   }, { "version", "protocols", "status" })),
+  -- hostshare (issue 10 item 3): a copy of the host's result, taken at
+  -- `at` (unix time) by the query that held the host dialog
+  shared = S.record({ at = S.num, host_dialog = S.bool }, { "at", "host_dialog" }),
 }, { "status", "versions" })
 
 local function skipped(reason)
@@ -80,7 +84,7 @@ local function record(v, r)
   return out
 end
 
-function M.run(t, ctx)
+local function versions(t, ctx)
   local o = ctx.options
   if o.tls_versions == false then return skipped("not asked for (--no-tls-versions)") end
   local s = type(t.smtp) == "table" and t.smtp or {}
@@ -103,6 +107,23 @@ function M.run(t, ctx)
   end
   loop.all(fns)
   return out
+end
+
+-- hostshare (issue 10 item 3): the versions a host accepts are asked once
+-- per host dialog (the same key as smtp's) and copied to every domain that
+-- shares it, with the time they were taken
+function M.run(t, ctx, env)
+  local o = ctx.options
+  local domain = env and env.facts and env.facts.kind == "domain" and env.facts.domain
+  local entry = o.share_hosts ~= false and domain and o.tls_versions ~= false
+    and hostshare.get(hostshare.registry(ctx), smtp.share_key(t, env), core.time())
+  if not entry or not entry.done then return versions(t, ctx) end
+  local at = core.time()
+  local v, taken, ran = hostshare.once(entry, M.id, core.now() + o.probe_timeout * 1000,
+    function() return versions(t, ctx) end, at)
+  if v == nil then return skipped("probe deadline reached: waiting for the shared version dialogs") end
+  if not ran then v.shared = { at = taken, host_dialog = false } end
+  return v
 end
 
 return M
