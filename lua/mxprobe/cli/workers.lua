@@ -433,6 +433,51 @@ local function say(msg)
   io.stderr:write("mxprobe worker: ", msg, "\n")
 end
 
+--- A worker's side of the slot broker (pure of I/O: send(line) sends one
+-- message, is_dead() -> why the coordinator is gone or nil):
+--   client.provider(address, port) -> slot { acquire, release }  (run.lua's
+--       slot_provider: one per key, asked once per run)
+--   client.grant(key) -> true, or false for a grant nobody asked for
+--   client.slots: key -> { sem, asked }
+-- A request counts as asked before its "A" line is sent: sending may yield
+-- (another task's lines fill the channel and this task flushes them), and
+-- the coordinator's "G" can be read in that time, before the asking task
+-- parks. The grant then waits in the semaphore for it (under load this
+-- race killed a worker: "a slot granted that nobody asked for").
+function M.slot_client(send, is_dead)
+  local client = { slots = {} }
+  local function gone()
+    local why = is_dead()
+    if why then error("the coordinator is gone: " .. why, 0) end
+  end
+  function client.provider(address, port)
+    local key = address .. "|" .. port
+    local s = { sem = loop.semaphore(0), asked = 0 }
+    client.slots[key] = s
+    function s.acquire()
+      gone()
+      s.asked = s.asked + 1
+      send("A " .. key)
+      gone()
+      s.sem:acquire()
+      gone()
+      return true
+    end
+    function s.release()
+      if not is_dead() then send("R " .. key) end
+    end
+    return s
+  end
+  function client.grant(key)
+    local s = client.slots[key]
+    if not s or s.asked == 0 then return false end
+    s.asked = s.asked - 1
+    s.sem:release()
+    return true
+  end
+  return client
+end
+
 function M.worker_main()
   local ch, cerr = core.channel(3)
   if not ch then
@@ -476,29 +521,15 @@ function M.worker_main()
 
   local dead = nil         -- why the coordinator is gone
   local ended = false      -- "E" came (or the end)
-  local slots = {}         -- key -> parked acquirers (a semaphore)
   local q_id, q_str, qhead, qtail = {}, {}, 1, 0
   local avail = loop.semaphore(0)   -- wakes a task waiting for a query
   local ids = {}           -- probe_many's index -> query id
   local pulled, sunk, exhausted = 0, 0, false
   local the_loop
 
-  opts.slot_provider = function(address, port)
-    local key = address .. "|" .. port
-    local s = { sem = loop.semaphore(0) }
-    slots[key] = s
-    function s.acquire()
-      if dead then error("the coordinator is gone: " .. dead, 0) end
-      chan:send("A " .. key)
-      s.sem:acquire()
-      if dead then error("the coordinator is gone: " .. dead, 0) end
-      return true
-    end
-    function s.release()
-      if not dead then chan:send("R " .. key) end
-    end
-    return s
-  end
+  local slot_client = M.slot_client(function(msg) return chan:send(msg) end, function() return dead end)
+  local slots = slot_client.slots
+  opts.slot_provider = slot_client.provider
 
   local function all_done()
     if exhausted and sunk == pulled and the_loop then the_loop:stop() end
@@ -530,12 +561,10 @@ function M.worker_main()
         q_id[qtail], q_str[qtail] = msg.id, msg.query
         if avail:waiting() > 0 then avail:release() end
       elseif msg.t == "G" then
-        local s = slots[msg.key]
-        if not s or s.sem:waiting() == 0 then
+        if not slot_client.grant(msg.key) then
           say("a slot granted that nobody asked for: " .. msg.key)
           return stop("malformed message")
         end
-        s.sem:release()
       elseif msg.t == "E" then
         ended = true
         for _ = 1, avail:waiting() do avail:release() end
