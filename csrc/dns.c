@@ -523,8 +523,10 @@ static void set_name(lua_State *L, struct dns_scratch *s, const char *k,
 	lua_setfield(L, -2, k);
 }
 
-/* Append lower-case hex of p[0..n) to B while *room allows; 0 when cut. */
-static int add_hex(luaL_Buffer *B, const uint8_t *p, size_t n, size_t *room)
+/* Write lower-case hex of p[0..n) at out + *len while *room allows (two
+ * characters a byte, never half of one); 0 when cut. */
+static int add_hex(char *out, size_t *len, const uint8_t *p, size_t n,
+    size_t *room)
 {
 	static const char digits[] = "0123456789abcdef";
 	size_t i;
@@ -532,28 +534,29 @@ static int add_hex(luaL_Buffer *B, const uint8_t *p, size_t n, size_t *room)
 	for (i = 0; i < n; i++) {
 		if (*room < 2)
 			return 0;
-		luaL_addchar(B, digits[p[i] >> 4]);
-		luaL_addchar(B, digits[p[i] & 15]);
+		out[(*len)++] = digits[p[i] >> 4];
+		out[(*len)++] = digits[p[i] & 15];
 		*room -= 2;
 	}
 	return 1;
 }
 
 /* rr[k] = hex of the rdata fields from 'from' on (names uncompressed),
- * at most MXP_TEXT_MAX characters; 0 when cut. */
+ * at most MXP_TEXT_MAX characters; 0 when cut. Written straight into one
+ * buffer area of that size (an RRSIG is in most signed answers). */
 static int set_hex(lua_State *L, const ldns_rr *rr, size_t from, const char *k)
 {
 	luaL_Buffer B;
-	size_t i, room = MXP_TEXT_MAX;
+	size_t i, room = MXP_TEXT_MAX, len = 0;
 	int whole = 1;
+	char *out = luaL_buffinitsize(L, &B, MXP_TEXT_MAX);
 
-	luaL_buffinit(L, &B);
 	for (i = from; i < ldns_rr_rd_count(rr) && whole; i++) {
 		const ldns_rdf *f = ldns_rr_rdf(rr, i);
 
-		whole = add_hex(&B, ldns_rdf_data(f), ldns_rdf_size(f), &room);
+		whole = add_hex(out, &len, ldns_rdf_data(f), ldns_rdf_size(f), &room);
 	}
-	luaL_pushresult(&B);
+	luaL_pushresultsize(&B, len);
 	lua_setfield(L, -2, k);
 	return whole;
 }
