@@ -43,14 +43,6 @@
 -- ready queue and the semaphore queues are FIFO arrays with head/tail
 -- indices. Two tasks waiting on the same descriptor at once is a caller
 -- bug and raises.
---
--- Garbage collection: while the outermost run() runs, the Lua collector is
--- in generational mode (loop.GC_MODE; nil leaves the host's mode alone),
--- and the mode it was in is put back when run() returns or raises. A probe
--- makes many short-lived tables (replies, transcript lines, DNS answers)
--- and keeps few: the incremental collector traverses the whole heap again
--- and again for them, the generational one mostly the young objects
--- (measured on the lab: about a tenth less client CPU per probe).
 
 local core = require "mxprobe.core"
 
@@ -63,9 +55,6 @@ M.READ, M.WRITE = READ, WRITE
 local WAIT, PARK, JOIN = {}, {}, {}
 
 local POLL_MAX_MS = 3600000   -- the poller caps a wait at one hour anyway
-
-M.GC_MODE = "generational"    -- the collector's mode while a run() runs; nil: unchanged
-local gc_depth = 0            -- run() calls in progress (a loop outside a task nests)
 local EMPTY = {}
 
 local running = nil   -- the Loop whose task is running now
@@ -498,28 +487,8 @@ function Loop:turn()
   end
 end
 
-local run_tasks
-
 --- Runs until every task has finished.
 function Loop:run()
-  local mode = M.GC_MODE
-  if mode == nil or gc_depth > 0 then
-    gc_depth = gc_depth + 1
-    local ok, r = pcall(run_tasks, self)
-    gc_depth = gc_depth - 1
-    if not ok then error(r, 0) end
-    return r
-  end
-  gc_depth = 1
-  local prev = collectgarbage(mode)
-  local ok, r = pcall(run_tasks, self)
-  gc_depth = 0
-  if prev ~= mode then collectgarbage(prev) end
-  if not ok then error(r, 0) end
-  return r
-end
-
-function run_tasks(self)
   local rco, rval = self.rco, self.rval
   while self.count > 0 do
     -- the tasks ready now; those they make ready run after the next poll,
