@@ -122,13 +122,29 @@ static void push_ldns_string(lua_State *L, struct dns_scratch *s, char *str)
 	s->str = NULL;
 }
 
+/* The mnemonic of a type: ldns_rr_type2str's text. A type ldns has a
+ * descriptor name for is that name (what ldns_rr_type2str prints first),
+ * read from the descriptor without its buffer, printf and malloc; the
+ * others (pseudo-types, TYPEnnn) go through ldns_rr_type2str. */
 static void push_type(lua_State *L, struct dns_scratch *s, uint16_t type)
 {
+	const ldns_rr_descriptor *d = ldns_rr_descript(type);
+
+	if (d != NULL && d->_name != NULL) {
+		lua_pushstring(L, d->_name);
+		return;
+	}
 	push_ldns_string(L, s, ldns_rr_type2str((ldns_rr_type)type));
 }
 
+/* The mnemonic of a class: "IN" without a call, the others through
+ * ldns_rr_class2str (whose table names class 1 "IN"). */
 static void push_class(lua_State *L, struct dns_scratch *s, uint16_t klass)
 {
+	if (klass == LDNS_RR_CLASS_IN) {
+		lua_pushliteral(L, "IN");
+		return;
+	}
 	push_ldns_string(L, s, ldns_rr_class2str((ldns_rr_class)klass));
 }
 
@@ -202,6 +218,77 @@ static void query_opts_check(lua_State *L, int idx, struct query_opts *o)
 }
 
 /*
+ * The fast path of dns_query: the same bytes ldns_pkt2wire writes for the
+ * packet dns_query builds (header, one question of class IN, the OPT
+ * record with the DO bit when edns > 0), for a name of letters, digits,
+ * '-' and '_' in labels of 1..63 bytes, with or without the final dot.
+ * Returns the length written into w (at most DNS_FASTQ_MAX), or 0 for any
+ * other name: then ldns parses the name (escapes, the root) and builds
+ * the packet, as before.
+ */
+#define DNS_FASTQ_MAX (12 + 255 + 4 + 11)
+
+static size_t fast_query(const char *name, size_t len, uint16_t type,
+    uint16_t id, const struct query_opts *o, uint8_t *w)
+{
+	size_t p, lab = 12, i;
+
+	if (len == 0 || len > 254 || (len == 1 && name[0] == '.'))
+		return 0;
+	if (name[len - 1] == '.')
+		len--;
+	w[0] = (uint8_t)(id >> 8);
+	w[1] = (uint8_t)id;
+	w[2] = (uint8_t)(o->rd ? 1 : 0);       /* QR 0, opcode QUERY, RD */
+	w[3] = (uint8_t)((o->ad ? 0x20 : 0) | (o->cd ? 0x10 : 0));
+	w[4] = 0;
+	w[5] = 1;                              /* QDCOUNT */
+	w[6] = w[7] = w[8] = w[9] = w[10] = 0;
+	w[11] = (uint8_t)(o->edns > 0);        /* ARCOUNT: the OPT record */
+	p = lab + 1;
+	for (i = 0; i <= len; i++) {
+		char c = i < len ? name[i] : '.';
+
+		if (c == '.') {
+			size_t l = p - lab - 1;
+
+			if (l == 0 || l > 63)
+				return 0;
+			w[lab] = (uint8_t)l;
+			lab = p;
+			p = lab + 1;
+		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_') {
+			w[p++] = (uint8_t)c;
+		} else {
+			return 0;
+		}
+	}
+	w[lab] = 0;                            /* the root label */
+	p = lab + 1;
+	if (p - 12 > 255)
+		return 0;
+	w[p++] = (uint8_t)(type >> 8);
+	w[p++] = (uint8_t)type;
+	w[p++] = 0;
+	w[p++] = LDNS_RR_CLASS_IN;
+	if (o->edns > 0) {
+		w[p++] = 0;                        /* owner: the root */
+		w[p++] = 0;
+		w[p++] = LDNS_RR_TYPE_OPT;
+		w[p++] = (uint8_t)(o->edns >> 8);  /* class: the UDP size */
+		w[p++] = (uint8_t)o->edns;
+		w[p++] = 0;                        /* TTL: ext rcode, version, */
+		w[p++] = 0;
+		w[p++] = 0x80;                     /* DO */
+		w[p++] = 0;
+		w[p++] = 0;                        /* RDLENGTH 0 */
+		w[p++] = 0;
+	}
+	return p;
+}
+
+/*
  * core.dns_query(name, qtype, id [, opts]) -> wire
  * opts: rd (true), ad (true; RFC 6840 5.7), cd (false), edns (1232: an OPT record
  * with this UDP size and the DO bit; false: no OPT record).
@@ -221,6 +308,16 @@ static int dns_query(lua_State *L)
 	query_opts_check(L, 4, &o);
 	luaL_argcheck(L, len > 0 && strlen(name) == len, 1, "invalid name");
 
+	{
+		uint8_t w[DNS_FASTQ_MAX];
+		size_t n = fast_query(name, len, (uint16_t)query_types[t],
+		    (uint16_t)id, &o, w);
+
+		if (n > 0) {
+			lua_pushlstring(L, (const char *)w, n);
+			return 1;
+		}
+	}
 	s = scratch_new(L);
 	s->pkt = ldns_pkt_new();
 	s->rr = ldns_rr_new();
@@ -335,11 +432,50 @@ static ldns_status read_rdata(struct dns_scratch *s, const uint8_t *w,
  * (the root stays "."). ldns escapes every byte outside ASCII graphic
  * characters as \DDD, so lowering A-Z of the text (independent of the
  * C locale, unlike ldns_dname2canonical) lowers the name. */
+/* The fast path of push_name: a name of letters, digits, '-' and '_'
+ * only, whose presentation form ldns would print byte for byte (no byte
+ * of it is escaped), written lower case without ldns's printf per byte.
+ * Returns 0, pushing nothing, for any other name (then ldns prints it). */
+static int push_plain_name(lua_State *L, const ldns_rdf *dname)
+{
+	const uint8_t *d = ldns_rdf_data(dname);
+	size_t size = ldns_rdf_size(dname), pos = 0, n = 0, i;
+	char out[LDNS_MAX_DOMAINLEN + 1];
+
+	if (size < 2 || size > LDNS_MAX_DOMAINLEN)
+		return 0;   /* the root, or what ldns refuses: ldns decides */
+	while (pos < size && d[pos] != 0) {
+		size_t len = d[pos];
+
+		if (len > 63 || pos + 1 + len >= size)
+			return 0;
+		for (i = 0; i < len; i++) {
+			uint8_t c = d[pos + 1 + i];
+
+			if (c >= 'A' && c <= 'Z')
+				c = (uint8_t)(c - 'A' + 'a');
+			else if (!((c >= 'a' && c <= 'z') ||
+			    (c >= '0' && c <= '9') || c == '-' || c == '_'))
+				return 0;
+			out[n++] = (char)c;
+		}
+		pos += 1 + len;
+		if (d[pos] != 0)
+			out[n++] = '.';
+	}
+	if (pos + 1 != size)
+		return 0;   /* not ending at the root label where the rdf ends */
+	lua_pushlstring(L, out, at_most(n, MXP_TEXT_MAX));
+	return 1;
+}
+
 static void push_name(lua_State *L, struct dns_scratch *s, const ldns_rdf *dname)
 {
 	char *p;
 	size_t n, i;
 
+	if (push_plain_name(L, dname))
+		return;
 	if (s->text == NULL) {
 		s->text = ldns_buffer_new(LDNS_MAX_DOMAINLEN * 4 + 2);
 		if (s->text == NULL)
@@ -387,8 +523,10 @@ static void set_name(lua_State *L, struct dns_scratch *s, const char *k,
 	lua_setfield(L, -2, k);
 }
 
-/* Append lower-case hex of p[0..n) to B while *room allows; 0 when cut. */
-static int add_hex(luaL_Buffer *B, const uint8_t *p, size_t n, size_t *room)
+/* Write lower-case hex of p[0..n) at out + *len while *room allows (two
+ * characters a byte, never half of one); 0 when cut. */
+static int add_hex(char *out, size_t *len, const uint8_t *p, size_t n,
+    size_t *room)
 {
 	static const char digits[] = "0123456789abcdef";
 	size_t i;
@@ -396,28 +534,29 @@ static int add_hex(luaL_Buffer *B, const uint8_t *p, size_t n, size_t *room)
 	for (i = 0; i < n; i++) {
 		if (*room < 2)
 			return 0;
-		luaL_addchar(B, digits[p[i] >> 4]);
-		luaL_addchar(B, digits[p[i] & 15]);
+		out[(*len)++] = digits[p[i] >> 4];
+		out[(*len)++] = digits[p[i] & 15];
 		*room -= 2;
 	}
 	return 1;
 }
 
 /* rr[k] = hex of the rdata fields from 'from' on (names uncompressed),
- * at most MXP_TEXT_MAX characters; 0 when cut. */
+ * at most MXP_TEXT_MAX characters; 0 when cut. Written straight into one
+ * buffer area of that size (an RRSIG is in most signed answers). */
 static int set_hex(lua_State *L, const ldns_rr *rr, size_t from, const char *k)
 {
 	luaL_Buffer B;
-	size_t i, room = MXP_TEXT_MAX;
+	size_t i, room = MXP_TEXT_MAX, len = 0;
 	int whole = 1;
+	char *out = luaL_buffinitsize(L, &B, MXP_TEXT_MAX);
 
-	luaL_buffinit(L, &B);
 	for (i = from; i < ldns_rr_rd_count(rr) && whole; i++) {
 		const ldns_rdf *f = ldns_rr_rdf(rr, i);
 
-		whole = add_hex(&B, ldns_rdf_data(f), ldns_rdf_size(f), &room);
+		whole = add_hex(out, &len, ldns_rdf_data(f), ldns_rdf_size(f), &room);
 	}
-	luaL_pushresult(&B);
+	luaL_pushresultsize(&B, len);
 	lua_setfield(L, -2, k);
 	return whole;
 }

@@ -463,23 +463,22 @@ static int l_recv(lua_State *L)
 {
 	struct tls *ctx = checkopen(L);
 	lua_Integer max = luaL_optinteger(L, 2, MXP_RECV_MAX);
-	luaL_Buffer b;
+	char buf[MXP_RECV_MAX];   /* on the stack, as net.c's recv: no 16 KiB
+	                           * Lua buffer allocated and freed per read */
 	struct nopipe np;
-	char *p;
 	ssize_t rv;
 	int err;
 
 	luaL_argcheck(L, max >= 1, 2, "must be positive");
 	if (max > MXP_RECV_MAX)
 		max = MXP_RECV_MAX;
-	p = luaL_buffinitsize(L, &b, (size_t)max);
 	nopipe_begin(&np);   /* a read may write (key update, alerts) */
 	errno = 0;
-	rv = tls_read(ctx, p, (size_t)max);
+	rv = tls_read(ctx, buf, (size_t)max);
 	err = errno;
 	nopipe_end(&np);
 	if (rv > 0) {
-		luaL_pushresultsize(&b, (size_t)rv);
+		lua_pushlstring(L, buf, (size_t)rv);
 		return 1;
 	}
 	if (rv == TLS_WANT_POLLIN || rv == TLS_WANT_POLLOUT)
