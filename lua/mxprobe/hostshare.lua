@@ -12,7 +12,8 @@
 --   hostshare.finish(entry, result)                 (done: wakes the waiters)
 --   hostshare.wait(entry, deadline) -> true (done) | false (deadline)
 --   hostshare.once(entry, name, deadline, compute) -> value, at, ran | nil
---   hostshare.enqueue(entry, item); hostshare.take(entry, n) -> items
+--   hostshare.enqueue(entry, item); hostshare.take(entry, n) -> items;
+--   hostshare.requeue(entry, items, from)
 --   hostshare.close(ctx)          (no more queries: nobody lingers for more)
 --   hostshare.copy(v) -> a deep copy
 --
@@ -187,6 +188,18 @@ function M.take(e, n)
   end
   if e.qhead > e.qtail then e.queue, e.qhead, e.qtail = {}, 1, 0 end
   return out
+end
+
+--- Puts items[from..] back at the head of the queue, in their order (a
+-- session that must end before it served them: the next one takes them).
+function M.requeue(e, items, from)
+  local q, n = {}, 0
+  for i = from, #items do n = n + 1; q[n] = items[i] end
+  for i = e.qhead, e.qtail do
+    if e.queue[i] ~= nil then n = n + 1; q[n] = e.queue[i] end
+  end
+  e.queue, e.qhead, e.qtail = q, 1, n
+  if e.more then e.more:set() end
 end
 
 --- The run has no more queries (probe_many's source is exhausted and

@@ -180,6 +180,39 @@ describe("hostshare: 200 domains on one lab MX host #integration", function()
     os.remove(ten)
   end)
 
+  it("domains whose postmaster the server refuses: a new session before Postfix's error limits", function()
+    -- refused01 ... refused30: MX mx.share, not its destinations, so every
+    -- control RCPT is a 554 -- an error to Postfix, which answers 1 s late
+    -- after 10 of them and cuts the session (421) at 20
+    local list30 = {}
+    for i = 1, 30 do list30[i] = ("refused%02d.example.test"):format(i) end
+    local file = C.list_file(list30)
+    local from = mark()
+    local t0 = core.now()
+    local list = run("--workers 1 --no-tls-versions", file)
+    local wall = core.now() - t0
+    os.remove(file)
+    assert.equal(30, #list)
+    for _, f in ipairs(list) do
+      local s = f.targets[1].smtp
+      assert.equal("complete", s.status, f.domain)
+      assert.equal(554, s.relay.rcpt_control.reply.code, f.domain)
+      assert.same({ f.domain .. " 554" }, control_lines(s))
+    end
+    local log = lab.maillog():sub(from + 1)
+    assert.is_nil(log:find("too many errors", 1, true))
+    -- at most SESSION_REFUSALS_MAX refusals a session: 31 (30 + the outside
+    -- RCPT) need at least 4 sessions; each ended with QUIT, none with a 421
+    local d = sessions(from, 4)
+    local seen, accepted = rcpts(d)
+    assert.equal(31, seen)
+    assert.equal(0, accepted)
+    assert.is_true(#d >= math.ceil(31 / smtp.SESSION_REFUSALS_MAX) and #d <= 8, #d .. ": " .. table.concat(d, " | "))
+    for _, x in ipairs(d) do assert.matches("quit=1 ", x) end
+    -- no 1 s error delays: well under the 10+ s they would add
+    assert.is_true(wall < 8000, wall)
+  end)
+
   it("one domain alone: the facts carry no shared record", function()
     local f = assert(mxprobe.probe("share001.example.test", lab.options()))
     assert.is_nil(f.targets[1].smtp.shared)

@@ -345,6 +345,12 @@ make_zones() {
 		printf 'share%03d\tMX\t10 mx.share\n' $i
 		i=$((i + 1))
 	done >> "$DNS/example.test.zone" &&
+	# and refused01 ... refused30: MX mx.share too, but not its destinations
+	# (its postmaster RCPT is refused: Postfix's error limits in a batch)
+	i=1 && while [ $i -le 30 ]; do
+		printf 'refused%02d\tMX\t10 mx.share\n' $i
+		i=$((i + 1))
+	done >> "$DNS/example.test.zone" &&
 	sed -e "s|@SERIAL@|$serial|" "$LAB/127.in-addr.arpa.zone" > "$DNS/127.in-addr.arpa.zone" &&
 	sed -e "s|@SERIAL@|$serial|" -e "s|@TLSA_DANE_311@|$(tlsa_rr 3 1 1 "$CA/dane.crt")|" \
 		"$LAB/unsigned.example.test.zone" > "$DNS/unsigned.example.test.zone" &&

@@ -39,7 +39,7 @@ describe("regress: infinite, NaN and out-of-range option numbers #unit", functio
 
   it("refuses the same through the CLI, exit status 3, before any probe", function()
     for _, a in ipairs { "--timeout 1e309", "--timeout inf", "--dns-timeout 1e309", "--probe-timeout=-5",
-                         "--concurrency 0", "--per-address 100000", "--port 0", "--port 70000" } do
+                         "--concurrency 0", "--per-address 100001", "--port 0", "--port 70000" } do
       local p = io.popen(('LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="%s;;" lua5.4 bin/mxprobe '
         .. '--resolver 127.0.0.1:9 %s "[127.0.0.1]:9" 2>&1'):format(os.getenv("MXPROBE_CPATH") or "build/?.so", a))
       local out = p:read("a")

@@ -192,6 +192,8 @@ function Session:command(line)
   end
   local reply = self:read(phase)
   phase.time_ms = core.now() - start
+  -- hostshare: what the server counts against this session (its error limits)
+  if reply and reply.code >= 400 then self.refusals = (self.refusals or 0) + 1 end
   return reply, phase
 end
 
@@ -686,6 +688,13 @@ end
 -- QUIT at the end, as in every dialog.
 
 M.RCPT_BATCH_MAX = 50       -- control RCPTs in one transaction
+-- Refused commands one session may collect before the control RCPTs left
+-- go to a new session: Postfix counts each refusal as an error, answers
+-- every command 1 s late after smtpd_soft_error_limit (10) of them and
+-- ends the session with "421 Error: too many errors" at
+-- smtpd_hard_error_limit (20) -- a batch of domains whose postmaster the
+-- server refuses would be slowed, then cut off
+M.SESSION_REFUSALS_MAX = 8
 M.BATCH_LINGER_MS = 2000    -- a batch session waits this long for more domains
 
 local function reply_text(reply)
@@ -749,6 +758,12 @@ function Session:control_batch(reqs, used, how)
   local i = 1
   while i <= #reqs do
     local req = reqs[i]
+    if i > 1 and (self.refusals or 0) >= M.SESSION_REFUSALS_MAX then
+      -- the rest in a new session, before the server's error limits bite
+      hostshare.requeue(self.share_entry, reqs, i)
+      for j = #reqs, i, -1 do reqs[j] = nil end
+      return false, "refusals", true
+    end
     if used >= M.RCPT_BATCH_MAX then
       local ok, status, why, alive = self:new_transaction()
       if not ok then
@@ -809,13 +824,14 @@ function M.at_control(session, from, ok)
     return true
   end
   entry.host_taking = true
+  session.share_entry = entry
   local used, alive, status = 1, true, nil
   while true do
     local reqs = hostshare.take(entry, M.RCPT_BATCH_MAX)
     if #reqs == 0 then break end
     local okb, u_or_status, still = session:control_batch(reqs, used, "host-dialog")
     if not okb then
-      status, alive = u_or_status, still
+      if u_or_status ~= "refusals" then status, alive = u_or_status, still end
       break
     end
     used = u_or_status
@@ -837,6 +853,7 @@ function batch_session(t, ctx, entry)
   local slot = ctx:semaphore(t.address, t.port)
   slot:acquire()
   local session = new_session(t, ctx, nil)
+  session.share_entry = entry
   local taken = {}
   local ok, err = pcall(function()
     -- why the session could not serve the requests (the phase it stopped at)
@@ -882,10 +899,11 @@ function batch_session(t, ctx, entry)
         if not mail or mail.code == 421 then return end
         break
       end
-      local okb, _, alive = session:control_batch(taken, 0, "batch")
+      local okb, why, alive = session:control_batch(taken, 0, "batch")
       if not okb and not alive then return end
       local rset = session:command("RSET")
       if not rset or rset.code == 421 then return end
+      if why == "refusals" then break end   -- QUIT; a new session takes the rest
     end
     session:quit()
   end)
