@@ -198,12 +198,6 @@ def run(cmd, stdout=None, nofile=None, env=None, timeout=900):
     def pre():
         if nofile:
             soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-            if hard != resource.RLIM_INFINITY and nofile > hard:
-                try:   # root may raise the hard limit too (the 10,000 idle probes: about 81,000)
-                    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, nofile), nofile))
-                    return
-                except (ValueError, OSError):
-                    pass
             want = nofile if hard == resource.RLIM_INFINITY else min(nofile, hard)
             resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
     t0 = time.monotonic()
@@ -341,13 +335,23 @@ def floors(n_total, clients):
     return {"wall": wall, "cpu": cpu, "probes": probes, "complete": complete}
 
 
+# mxprobe fits its concurrency to the open-file limit at 8 descriptors a
+# query (run.lua FDS_PER_QUERY, FD_RESERVE): the limit n idle probes and
+# the 64 active ones need, and its inverse
+def idle_nofile(n):
+    return 8 * (n + 64) + 1024
+
+
+def idle_fit(nofile):
+    return (nofile - 1024) // 8 - 64
+
+
 def idle_run(n):
     cmd = [LUA, "bench/bench.lua", "worker", "idle", "ca=" + CA, "idle=%d" % n, "active=60", "conc=2"]
     out = os.path.join(OUT, "idle.out")
-    # mxprobe fits its concurrency to the open-file limit at 8 descriptors a
-    # query (run.lua FDS_PER_QUERY): with fewer, the 60 active probes would
-    # queue behind the idle ones for their whole 120 s
-    st, wall, _, rss, text = run(cmd, stdout=out, nofile=8 * (n + 64) + 1024, timeout=300)
+    # with fewer, the 60 active probes would queue behind the idle ones for
+    # their whole 120 s
+    st, wall, _, rss, text = run(cmd, stdout=out, nofile=idle_nofile(n), timeout=300)
     line = next((ln for ln in text.splitlines() if ln.startswith("RESULT ")), None)
     if st != 0 or not line:
         broke("idle %d: status %d, no result" % (n, st))
@@ -480,19 +484,18 @@ def main():
             R["bulk"] = bulk_run(os.path.join(OUT, "domains.txt"), K["domains"], K["conc"], "bulk",
                                  K["per_address"])
         if K["idle"]:
-            # mxprobe fits its concurrency to the open-file limit, 8 descriptors
-            # a query (run.lua): where the hard limit cannot be raised (no
-            # CAP_SYS_RESOURCE, as on this VM: 20,000) fewer idle probes fit
+            # root raises the hard limit for the idle runs (they inherit it);
+            # where it cannot (no CAP_SYS_RESOURCE, as on this VM: 20,000)
+            # fewer idle probes fit
             hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-            if hard != resource.RLIM_INFINITY:
+            if hard != resource.RLIM_INFINITY and hard < idle_nofile(K["idle"]):
                 try:
-                    resource.setrlimit(resource.RLIMIT_NOFILE, (8 * (K["idle"] + 64) + 1024,) * 2)
+                    resource.setrlimit(resource.RLIMIT_NOFILE, (idle_nofile(K["idle"]),) * 2)
                 except (ValueError, OSError):
-                    fit = (hard - 1024) // 8 - 64
-                    if fit < K["idle"]:
-                        say("idle: the hard open-file limit %d (not raisable here) fits %d idle probes, not %d"
-                            % (hard, fit, K["idle"]))
-                        K["idle"] = fit
+                    fit = idle_fit(hard)
+                    say("idle: the hard open-file limit %d (not raisable here) fits %d idle probes, not %d"
+                        % (hard, fit, K["idle"]))
+                    K["idle"] = fit
             zero, many = [], []
             for _ in range(K["idle_runs"]):
                 a, b = idle_run(0), idle_run(K["idle"])
